@@ -1,0 +1,1 @@
+"""Extract loaders: read GP, SWIFT and hospital extracts and write them as FHIR."""

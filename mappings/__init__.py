@@ -1,0 +1,1 @@
+"""Declarative extract-to-FHIR mappings and the small engine that applies them."""

@@ -1,0 +1,1 @@
+"""Data package: R4 definitions, profiles, terminology and rule sets the server loads (no code)."""

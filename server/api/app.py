@@ -1,0 +1,120 @@
+"""FhirApi: the FHIR REST interactions as a plain object (Flask only adapts HTTP to it)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..fhir.outcome import FhirError, Issue
+from ..security.context import Caller
+from ..store.services import StoreServices
+from . import handlers
+from .bundles import BundleProcessor
+from .capabilities import capability_statement
+from .model import FhirRequest, FhirResponse
+from .render import Subsetter, dumps
+from .router import Interaction, Operation, Router, route
+
+log = logging.getLogger(__name__)
+RETRIES = 3
+
+
+def routes() -> list:
+    """The whole REST surface, in one table."""
+    return [
+        route("GET", "metadata", metadata),
+        route("GET", "", handlers.search_system),
+        route("POST", "", bundle),
+        route("POST", "_search", handlers.search_system),
+        route("GET", "_history", handlers.history_system),
+        route("GET", ":type", handlers.search_type),
+        route("POST", ":type/_search", handlers.search_type),
+        route("POST", ":type", handlers.create),
+        route("PUT", ":type", handlers.conditional_update),
+        route("PATCH", ":type", handlers.conditional_patch),
+        route("DELETE", ":type", handlers.conditional_delete),
+        route("GET", ":type/_history", handlers.history_type),
+        route("GET", ":type/:id", handlers.read),
+        route("PUT", ":type/:id", handlers.update),
+        route("PATCH", ":type/:id", handlers.patch),
+        route("DELETE", ":type/:id", handlers.delete),
+        route("GET", ":type/:id/_history", handlers.history_instance),
+        route("GET", ":type/:id/_history/:vid", handlers.vread),
+        route("GET", ":type/:id/:compartment", handlers.search_compartment),
+    ]
+
+
+def metadata(ix: Interaction) -> FhirResponse:
+    return FhirResponse(200, ix.app.capabilities(ix.request.base_url))
+
+
+def bundle(ix: Interaction) -> FhirResponse:
+    return ix.app.bundles.process(ix.request.body, ix.request, ix.repo)
+
+
+class FhirApi:
+    """Routes FhirRequests to handlers inside one database transaction per request."""
+
+    NO_DATABASE = frozenset({"metadata"})
+
+    def __init__(self, services: StoreServices, base_url: str = "") -> None:
+        self.services = services
+        self.base_url = base_url.rstrip("/")
+        self.router = Router(routes(), services.types.supported, services.types.require)
+        self.subsetter = Subsetter(services.elements)
+        self.bundles = BundleProcessor(self)
+        self.capability_cache: dict[str, str] = {}
+
+    def add_operation(self, operation: Operation) -> None:
+        self.router.add_operation(operation)
+        self.capability_cache.clear()
+
+    def capabilities(self, base_url: str) -> str:
+        if base_url not in self.capability_cache:
+            self.capability_cache[base_url] = dumps(capability_statement(self, base_url))
+        return self.capability_cache[base_url]
+
+    @staticmethod
+    def dumps(value: Any) -> str:
+        return dumps(value)
+
+    def handle(self, request: FhirRequest, caller: Caller) -> FhirResponse:
+        """Run one request; write transactions are retried on serialisation failures and deadlocks."""
+        handler, variables, writing = self.router.match(request.method, request.path)
+        if handler.__name__ in self.NO_DATABASE:
+            return handler(Interaction(request, None, self.services, self, variables))  # type: ignore[arg-type]
+        for attempt in range(RETRIES):
+            try:
+                with self.services.unit(caller, writing=writing) as repo:
+                    return self.run(handler, variables, request, repo)
+            except OperationalError as exc:
+                if attempt + 1 < RETRIES and retryable(exc):
+                    log.warning("retrying after %s", exc.orig)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def dispatch(self, request: FhirRequest, repo: Any, extra: dict[str, str] | None = None) -> FhirResponse:
+        """Run a request inside an existing unit (a Bundle entry)."""
+        handler, variables, _writing = self.router.match(request.method, request.path)
+        if handler is bundle:
+            raise FhirError(400, [Issue("not-supported", "Bundles cannot be nested")])
+        variables.update(extra or {})
+        return self.run(handler, variables, request, repo)
+
+    def run(self, handler: Any, variables: dict[str, str], request: FhirRequest, repo: Any) -> FhirResponse:
+        response = handler(Interaction(request, repo, self.services, self, variables))
+        if response.subsettable and isinstance(response.body, str):
+            summary = request.param("_summary")
+            elements = request.param("_elements")
+            if summary or elements:
+                wanted = [e.strip() for e in (elements or "").split(",") if e.strip()]
+                response.body = self.subsetter.apply(response.body, summary, wanted)
+        return response
+
+
+def retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in ("40001", "40P01") or "database is locked" in str(exc.orig)

@@ -1,0 +1,320 @@
+"""Batch and transaction Bundles: each entry dispatched through the same router as a single request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from ..fhir.dates import format_instant
+from ..fhir.outcome import FhirError, Issue, bad_request, information
+from ..fhir.patch import JSON_PATCH_TYPES
+from .model import FhirRequest, FhirResponse
+from .render import dumps
+
+if TYPE_CHECKING:
+    from ..store.repository import Repository
+    from .app import FhirApi
+
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified",
+               400: "400 Bad Request", 403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed",
+               409: "409 Conflict", 410: "410 Gone", 412: "412 Precondition Failed", 415: "415 Unsupported Media Type",
+               422: "422 Unprocessable Entity"}
+MAX_ENTRIES = 10_000
+
+
+@dataclass
+class Entry:
+    """One Bundle entry: where it sits, its request, and what the server decided about its identity."""
+
+    index: int
+    method: str
+    url: str
+    full_url: str | None
+    resource: Any
+    request: dict[str, Any]
+    assigned: str | None = None
+    existing: FhirResponse | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+class BundleProcessor:
+    """Runs batch Bundles entry by entry and transaction Bundles all-or-nothing."""
+
+    def __init__(self, api: FhirApi) -> None:
+        self.api = api
+
+    def process(self, bundle: Any, outer: FhirRequest, repo: Repository) -> FhirResponse:
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise bad_request("POST to the base URL takes a Bundle of type batch or transaction")
+        kind = bundle.get("type")
+        if kind not in ("batch", "transaction"):
+            raise bad_request(f"Bundle type must be batch or transaction, not {kind!r}", "Bundle.type")
+        raw_entries = bundle.get("entry", [])
+        if not isinstance(raw_entries, list):
+            raise bad_request("Bundle.entry must be a list", "Bundle.entry")
+        if len(raw_entries) > MAX_ENTRIES:
+            raise FhirError(413, [Issue("too-costly", f"A Bundle may hold at most {MAX_ENTRIES} entries")])
+        entries = [self.entry(raw, index) for index, raw in enumerate(raw_entries)]
+        if kind == "batch":
+            responses = [self.run_batch_entry(entry, outer, repo) for entry in entries]
+        else:
+            responses = self.run_transaction(entries, outer, repo)
+        body = {"resourceType": "Bundle", "type": f"{kind}-response"}
+        texts = [self.response_entry(response, outer) for response in responses]
+        text = dumps(body)[:-1] + ',"entry":[' + ",".join(texts) + "]}"
+        return FhirResponse(200, text)
+
+    def entry(self, raw: Any, index: int) -> Entry:
+        where = f"Bundle.entry[{index}]"
+        if not isinstance(raw, dict):
+            raise bad_request("A Bundle entry must be a JSON object", where)
+        request = raw.get("request")
+        if not isinstance(request, dict):
+            raise bad_request("Every batch or transaction entry needs a request", f"{where}.request")
+        method = request.get("method")
+        url = request.get("url")
+        if method not in METHOD_ORDER or not isinstance(url, str) or not url:
+            raise bad_request("An entry request needs a method (GET HEAD POST PUT PATCH DELETE) and a url",
+                              f"{where}.request")
+        full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
+        return Entry(index, method, self.relative(url), full_url, raw.get("resource"), request)
+
+    def relative(self, url: str) -> str:
+        base = self.api.base_url
+        if url.startswith(base + "/"):
+            return url[len(base) + 1:]
+        if "://" in url:
+            parts = urlsplit(url)
+            return parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+        return url.lstrip("/")
+
+    # -------------------------------------------------------------------- batch
+
+    def run_batch_entry(self, entry: Entry, outer: FhirRequest, repo: Repository) -> FhirResponse:
+        try:
+            with repo.connection.begin_nested():
+                try:
+                    if entry.resource is not None:
+                        self.resolve_conditional_references(entry.resource, repo, {}, entry)
+                    response = self.dispatch(entry, outer, repo)
+                    repo.flush()
+                except BaseException:
+                    repo.discard_pending()
+                    raise
+            return response
+        except FhirError as exc:
+            located = self.locate(exc, entry)
+            return FhirResponse(located.status, located.outcome())
+
+    # -------------------------------------------------------------- transaction
+
+    def run_transaction(self, entries: list[Entry], outer: FhirRequest, repo: Repository) -> list[FhirResponse]:
+        """All or nothing, in the specification's order: DELETE, POST, PUT/PATCH, then GET/HEAD."""
+        ordered = sorted(entries, key=lambda e: (METHOD_ORDER[e.method], e.index))
+        identities: dict[str, str] = {}
+        responses: dict[int, FhirResponse] = {}
+        cache: dict[str, str] = {}
+        self.check_duplicates(entries)
+        for entry in ordered:
+            if entry.method == "DELETE":
+                responses[entry.index] = self.located(entry, lambda e=entry: self.dispatch(e, outer, repo))
+        for entry in ordered:
+            self.located(entry, lambda e=entry: self.assign_identity(e, repo, identities))
+        for entry in ordered:
+            if entry.resource is not None:
+                entry.resource = rewrite(entry.resource, identities)
+                self.located(entry, lambda e=entry: self.resolve_conditional_references(e.resource, repo, cache, e))
+        for entry in ordered:
+            if entry.method == "DELETE":
+                continue
+            if entry.existing is not None:
+                responses[entry.index] = entry.existing
+                continue
+            responses[entry.index] = self.located(entry, lambda e=entry: self.dispatch(e, outer, repo))
+        return [responses[entry.index] for entry in entries]
+
+    def located(self, entry: Entry, step: Any) -> Any:
+        try:
+            return step()
+        except FhirError as exc:
+            raise self.locate(exc, entry) from None
+
+    @staticmethod
+    def check_duplicates(entries: list[Entry]) -> None:
+        seen: dict[str, int] = {}
+        for entry in entries:
+            if entry.full_url and entry.method in ("POST", "PUT"):
+                if entry.full_url in seen:
+                    raise bad_request(f"fullUrl {entry.full_url} appears in entries {seen[entry.full_url]} and "
+                                      f"{entry.index}", f"{entry.where}.fullUrl")
+                seen[entry.full_url] = entry.index
+
+    def assign_identity(self, entry: Entry, repo: Repository, identities: dict[str, str]) -> None:
+        """Decide which resource each POST/PUT entry is, before any reference is rewritten."""
+        path, _, query = entry.url.partition("?")
+        if entry.method == "POST":
+            resource_type = path.strip("/")
+            if_none_exist = entry.request.get("ifNoneExist")
+            if if_none_exist:
+                match = repo.conditional_match(resource_type, if_none_exist.lstrip("?"), "ifNoneExist")
+                if match is not None:
+                    entry.existing = FhirResponse(200, match.body, {}, match)
+                    self.remember(entry, identities, f"{resource_type}/{match.id}")
+                    return
+            entry.assigned = str(uuid.uuid4())
+            self.remember(entry, identities, f"{resource_type}/{entry.assigned}")
+        elif entry.method == "PUT":
+            if query:
+                matches = repo.find(path, query, what="conditional update")
+                if len(matches) > 1:
+                    raise FhirError(412, [Issue("multiple-matches",
+                                                f"Conditional update matched {len(matches)} {path} resources")])
+                body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
+                found = matches[0][1] if matches else (body_id or str(uuid.uuid4()))
+                entry.url = f"{path}/{found}"
+                if isinstance(entry.resource, dict):
+                    entry.resource = {**entry.resource, "id": found}
+                self.remember(entry, identities, entry.url)
+            else:
+                self.remember(entry, identities, path)
+
+    @staticmethod
+    def remember(entry: Entry, identities: dict[str, str], reference: str) -> None:
+        if entry.full_url:
+            identities[entry.full_url] = reference
+
+    def resolve_conditional_references(self, value: Any, repo: Repository, cache: dict[str, str],
+                                       entry: Entry) -> None:
+        """Replace `Type?criteria` references with the one resource they match (else 412)."""
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                reference = node.get("reference")
+                if isinstance(reference, str) and "?" in reference and not reference.startswith("#"):
+                    node["reference"] = self.conditional_reference(reference, repo, cache, entry)
+                stack.extend(item for item in node.values() if isinstance(item, (dict, list)))
+            elif isinstance(node, list):
+                stack.extend(item for item in node if isinstance(item, (dict, list)))
+
+    def conditional_reference(self, reference: str, repo: Repository, cache: dict[str, str], entry: Entry) -> str:
+        if reference in cache:
+            return cache[reference]
+        resource_type, _, query = self.relative(reference).partition("?")
+        if resource_type not in self.api.services.types.supported:
+            raise bad_request(f"Conditional reference {reference!r} names an unknown type", entry.where)
+        matches = repo.find(resource_type, query, what=f"Conditional reference {reference}")
+        if len(matches) != 1:
+            raise FhirError(412, [Issue(
+                "multiple-matches" if matches else "not-found",
+                f"Conditional reference {reference} matched {len(matches)} resources; it must match exactly one",
+                expression=(entry.where,))])
+        cache[reference] = resolved = f"{resource_type}/{matches[0][1]}"
+        return resolved
+
+    # ----------------------------------------------------------------- dispatch
+
+    def dispatch(self, entry: Entry, outer: FhirRequest, repo: Repository) -> FhirResponse:
+        path, _, query = entry.url.partition("?")
+        body = entry.resource
+        content_type = "application/fhir+json"
+        if entry.method == "PATCH":
+            body, content_type = patch_body(entry)
+        request = FhirRequest(
+            method=entry.method,
+            path=path,
+            params=parse_qsl(query, keep_blank_values=True),
+            body=body,
+            content_type=content_type,
+            if_match=entry.request.get("ifMatch"),
+            if_none_match=entry.request.get("ifNoneMatch"),
+            if_none_exist=None if entry.assigned else entry.request.get("ifNoneExist"),
+            if_modified_since=entry.request.get("ifModifiedSince"),
+            prefer_return="representation",
+            prefer_handling=outer.prefer_handling,
+            base_url=outer.base_url,
+            in_bundle=True,
+        )
+        extra = {"assigned_id": entry.assigned} if entry.assigned else {}
+        if entry.method == "POST" and path.strip("/") == "":
+            raise bad_request("A Bundle entry cannot post a nested batch or transaction", entry.where)
+        return self.api.dispatch(request, repo, extra)
+
+    def response_entry(self, response: FhirResponse, outer: FhirRequest) -> str:
+        result: dict[str, Any] = {"status": STATUS_TEXT.get(response.status, str(response.status))}
+        stored = response.stored
+        if stored is not None and stored.version and response.status < 300:
+            result["location"] = f"{stored.type}/{stored.id}/_history/{stored.version}"
+            result["etag"] = stored.etag
+            result["lastModified"] = format_instant(stored.updated)
+        if response.status >= 400:
+            result["outcome"] = response.body
+            return dumps({"response": result})
+        preference = outer.prefer_return or "minimal"
+        if preference == "OperationOutcome" and stored is not None:
+            result["outcome"] = information(f"{result['status']}: {stored.type}/{stored.id}")
+        parts = []
+        body = response.body
+        if (preference == "representation" or stored is None) and body is not None:
+            text = body if isinstance(body, str) else dumps(body)
+            if stored is not None:
+                parts.append('"fullUrl":' + dumps(f"{outer.base_url}/{stored.type}/{stored.id}"))
+            parts.append('"resource":' + text)
+        parts.append('"response":' + dumps(result))
+        return "{" + ",".join(parts) + "}"
+
+    @staticmethod
+    def locate(exc: FhirError, entry: Entry | None) -> FhirError:
+        """Point an entry's error at the entry (`Bundle.entry[3]`) as well as at its own location."""
+        if entry is None:
+            return exc
+        issues = [
+            Issue(issue.code, f"{entry.where} ({entry.method} {entry.url.split('?')[0]}): {issue.diagnostics}",
+                  (entry.where, *issue.expression), severity=issue.severity, details=issue.details)
+            for issue in exc.issues
+        ]
+        return FhirError(exc.status, issues, exc.headers)
+
+
+def rewrite(value: Any, identities: dict[str, str]) -> Any:
+    """Replace every string equal to a fullUrl of the Bundle by the reference it now resolves to."""
+    if not identities:
+        return value
+    if isinstance(value, dict):
+        return {key: rewrite(item, identities) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rewrite(item, identities) for item in value]
+    if isinstance(value, str):
+        return identities.get(value, value)
+    return value
+
+
+def patch_body(entry: Entry) -> tuple[Any, str]:
+    """The patch document of a PATCH entry: a Binary holding JSON Patch, or a Parameters resource."""
+    resource = entry.resource
+    if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        content_type = resource.get("contentType", "")
+        if content_type not in JSON_PATCH_TYPES:
+            raise bad_request(f"A PATCH entry's Binary must hold application/json-patch+json, not {content_type!r}",
+                              entry.where)
+        try:
+            return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True)), content_type
+        except (binascii.Error, orjson.JSONDecodeError, ValueError) as exc:
+            raise bad_request(f"The PATCH entry's Binary data is not base64 JSON: {exc}", entry.where) from exc
+    if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        return resource, "application/fhir+json"
+    raise bad_request("A PATCH entry needs a Binary (JSON Patch) or Parameters (FHIRPath Patch) resource",
+                      entry.where)
+
+

@@ -1,0 +1,45 @@
+"""The application factory: wires settings, database, FHIR API and error handling into Flask."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Flask, Response
+from sqlalchemy import text
+
+from .api.app import FhirApi
+from .api.http import blueprint, install_error_funnel
+from .config import Settings
+from .store.db import make_engine
+from .store.services import StoreServices
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build a Flask app for the given settings (from the environment by default)."""
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["SHAREDCARE_BASE_URL"] = settings.base_url
+    app.config["SHAREDCARE_FHIR_PATH"] = settings.fhir_path
+    engine = make_engine(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
+    services = StoreServices.build(engine, settings.base_url)
+    fhir_api = FhirApi(services, settings.base_url)
+    app.extensions["sharedcare"] = fhir_api
+    app.extensions["sharedcare.settings"] = settings
+    app.register_blueprint(blueprint(settings.fhir_path))
+    install_error_funnel(app)
+
+    @app.get("/health")
+    def health() -> Response:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            status, code = "ok", 200
+        except Exception as exc:  # the health endpoint reports, it does not fail
+            status, code = f"database unavailable: {type(exc).__name__}", 503
+        body = {"status": status, "fhirVersion": "4.0.1", "database": engine.dialect.name}
+        return Response(orjson.dumps(body), status=code, mimetype="application/json")
+
+    return app

@@ -1,0 +1,85 @@
+"""The `sharedcare` command line: serve, database upgrade, reindex, and loading data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+
+
+@click.group()
+def main() -> None:
+    """Shared care record server."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--upgrade/--no-upgrade", default=True, show_default=True, help="Upgrade the schema first.")
+def serve(host: str, port: int, upgrade: bool) -> None:
+    """Run the development server (use gunicorn in production)."""
+    from .app import create_app
+    from .store.migrate import upgrade as run_upgrade
+
+    settings = Settings.from_env()
+    if upgrade:
+        run_upgrade(settings.database_url)
+    app = create_app(settings)
+    click.echo(f"Serving FHIR R4 at http://{host}:{port}{settings.fhir_path} ({settings.database_url})")
+    app.run(host=host, port=port, threaded=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply schema migrations."""
+    from .store.migrate import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url, revision)
+    click.echo(f"Database at {settings.database_url} is at revision {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema revision."""
+    from .store.migrate import current
+
+    current(Settings.from_env().database_url)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--first", multiple=True, help="File name patterns to load first (e.g. practitioner*).")
+def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
+    """Load FHIR batch/transaction Bundles (JSON files, folders or .tar.gz archives) in-process."""
+    from .loading import load_bundle_files
+
+    settings = Settings.from_env()
+    summary = load_bundle_files(settings, list(paths), first_patterns=list(first) or None)
+    click.echo(summary.describe())
+    sys.exit(1 if summary.failed else 0)
+
+
+@main.command()
+@click.option("--batch", default=500, show_default=True, help="Resources per transaction.")
+@click.option("--restart", is_flag=True, help="Start again from the first resource.")
+def reindex(batch: int, restart: bool) -> None:
+    """Rebuild search indexes for the current SearchParameter definitions (resumable)."""
+    from .store.reindex import run_reindex
+
+    settings = Settings.from_env()
+    done = run_reindex(settings, batch_size=batch, restart=restart)
+    click.echo(f"Reindexed {done} resources")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Settings, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE = "sqlite:///" + str(Path("var") / "sharedcare.db")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a server process."""
+
+    database_url: str = DEFAULT_DATABASE
+    base_url: str = ""
+    fhir_path: str = "/fhir"
+    max_request_bytes: int = 64 * 1024 * 1024
+    pool_size: int = 5
+    echo_sql: bool = False
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            database_url=env.get("DATABASE_URL", DEFAULT_DATABASE),
+            base_url=env.get("BASE_URL", "").rstrip("/"),
+            fhir_path="/" + env.get("FHIR_PATH", "/fhir").strip("/"),
+            max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
+            pool_size=int(env.get("DB_POOL_SIZE", "5")),
+            echo_sql=env.get("ECHO_SQL", "") in ("1", "true", "yes"),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+        )
+        return replace(settings, **overrides)

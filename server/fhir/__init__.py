@@ -1,0 +1,1 @@
+"""FHIR semantics with no Flask and no SQL: types, validation, outcomes, bundles, patch."""

@@ -1,0 +1,1 @@
+"""Storage: schema, the repository (the only writer), indexing and search, migrations."""

@@ -1,0 +1,75 @@
+"""Database engines for SQLite (the embedded default) and PostgreSQL, and their transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+
+def normalise_url(url: str) -> str:
+    """Pick the drivers this project uses (psycopg 3 for PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 60})
+        configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+    )
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Let SQLAlchemy own transactions on SQLite and take the write lock up front for writes."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        mode = "IMMEDIATE" if connection.get_execution_options().get("writing") else "DEFERRED"
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_postgres(connection: Connection | Engine) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+@contextmanager
+def transaction(engine: Engine, *, writing: bool) -> Iterator[Connection]:
+    """One database transaction; committed on success, rolled back on any exception."""
+    with engine.connect() as connection:
+        if writing:
+            connection = connection.execution_options(writing=True)
+        with connection.begin():
+            yield connection
+
+
+def advisory_lock(connection: Connection, key: int) -> None:
+    """Serialise writers on a key for the rest of the transaction (SQLite is serial already)."""
+    if is_postgres(connection):
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -1,0 +1,433 @@
+"""The repository: the one write path and the reads, for one caller inside one database transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, insert, select, update
+
+from ..fhir.dates import format_http_date, format_instant, now_us
+from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
+from ..fhir.searchparams import param_key
+from ..security.context import Caller
+from ..security.policy import authorize
+from .db import advisory_lock
+from .schema import INDEX_TABLES, resource_versions, resources
+
+if TYPE_CHECKING:
+    from .search.engine import SearchResult
+    from .services import StoreServices
+
+MAX_CONDITIONAL_DELETES = 100
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """A version of a resource as stored: the canonical JSON text and its version facts."""
+
+    type: str
+    id: str
+    version: int
+    updated: int
+    deleted: bool
+    body: str | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    @property
+    def last_modified(self) -> str:
+        return format_http_date(self.updated)
+
+    @property
+    def location(self) -> str:
+        return f"{self.type}/{self.id}/_history/{self.version}"
+
+    def json(self) -> dict[str, Any]:
+        """The resource parsed (only where a caller needs to look inside it)."""
+        if self.body is None:
+            raise gone(f"{self.type}/{self.id} is deleted")
+        return orjson.loads(self.body)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version in a history: what was stored and the interaction that stored it."""
+
+    stored: StoredResource
+    method: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: HTTP status, the resulting version, and a message for OperationOutcomes."""
+
+    status: int
+    stored: StoredResource
+    message: str = ""
+
+
+@dataclass
+class PendingRows:
+    """Version and index rows waiting to be written in bulk."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    index: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    stale: list[int] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.versions or self.index or self.stale)
+
+
+def parse_etag(value: str | None) -> int | None:
+    """The version number in an ETag (`W/"3"`, `"3"` or `3`); raises 400 when unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise bad_request(f"Unreadable version tag {value!r}: expected W/\"<version>\"", code="value")
+    return int(text)
+
+
+class Repository:
+    """Reads and writes resources for one caller within one database transaction."""
+
+    def __init__(self, connection: Connection, caller: Caller, services: StoreServices) -> None:
+        self.connection = connection
+        self.caller = caller
+        self.services = services
+        self.pending = PendingRows()
+        self.after_write: list[Callable[[StoredResource, dict[str, Any] | None], None]] = []
+
+    # ----------------------------------------------------------------- reads
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        authorize(self.caller, "read", resource_type)
+        self.flush()
+        stored = self.fetch_current(resource_type, resource_id)
+        if stored is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        if stored.deleted:
+            raise FhirError(410, [Issue("deleted", f"{resource_type}/{resource_id} was deleted")],
+                            headers={"ETag": stored.etag, "Last-Modified": stored.last_modified})
+        return stored
+
+    def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
+        authorize(self.caller, "vread", resource_type)
+        self.flush()
+        if not version.isdigit():
+            raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
+        row = self.connection.execute(
+            select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body)
+            .join(resources, resources.c.pk == resource_versions.c.pk)
+            .where(resources.c.type == resource_type, resources.c.id == resource_id,
+                   resource_versions.c.version == int(version))
+        ).first()
+        if row is None:
+            raise not_found(f"{resource_type}/{resource_id} has no version {version}")
+        stored = StoredResource(resource_type, resource_id, row.version, row.updated, row.body is None, row.body)
+        if stored.deleted:
+            raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
+        return stored
+
+    def fetch_current(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        row = self.connection.execute(
+            select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body)
+            .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
+                                          resource_versions.c.version == resources.c.version))
+            .where(resources.c.type == resource_type, resources.c.id == resource_id)
+        ).first()
+        if row is None:
+            return None
+        return StoredResource(resource_type, resource_id, row.version, row.updated, row.deleted, row.body)
+
+    def fetch_many(self, pks: list[int]) -> dict[int, StoredResource]:
+        """Current versions of resources by primary key (deleted ones left out)."""
+        self.flush()
+        found: dict[int, StoredResource] = {}
+        for start in range(0, len(pks), 500):
+            chunk = pks[start:start + 500]
+            rows = self.connection.execute(
+                select(resources.c.pk, resources.c.type, resources.c.id, resources.c.version,
+                       resources.c.updated, resource_versions.c.body)
+                .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
+                                              resource_versions.c.version == resources.c.version))
+                .where(resources.c.pk.in_(chunk), resources.c.deleted.is_(False))
+            )
+            for row in rows:
+                found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)
+        return found
+
+    def search(self, resource_type: str | None, params: list[tuple[str, str]], **options: Any) -> SearchResult:
+        """Run a search (type-level, or system-level when resource_type is None)."""
+        for type_name in [resource_type] if resource_type else []:
+            authorize(self.caller, "search", type_name)
+        self.flush()
+        return self.services.search.search(self, resource_type, params, **options)
+
+    def find(self, resource_type: str, query: str, *, what: str) -> list[tuple[int, str]]:
+        """Resolve conditional criteria (`identifier=x|y`) to (pk, id) pairs of current resources."""
+        self.flush()
+        return self.services.search.match_criteria(self, resource_type, query, what=what)
+
+    def history(self, resource_type: str | None, resource_id: str | None, *, since: int | None = None,
+                at: tuple[int, int] | None = None, count: int = 50, offset: int = 0,
+                snapshot: int | None = None) -> tuple[list[HistoryEntry], bool]:
+        """Versions newest first, for an instance, a type or the whole system; and whether more follow."""
+        authorize(self.caller, "history", resource_type or "*")
+        self.flush()
+        v = resource_versions.c
+        statement = select(v.pk, v.version, v.type, v.id, v.updated, v.method, v.body)
+        if resource_id is not None:
+            pk = self.connection.execute(
+                select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id)
+            ).scalar()
+            if pk is None:
+                raise not_found(f"{resource_type}/{resource_id} is not known")
+            statement = statement.where(v.pk == pk)
+        elif resource_type is not None:
+            statement = statement.where(v.type == resource_type)
+        if since is not None:
+            statement = statement.where(v.updated >= since)
+        if snapshot is not None:
+            statement = statement.where(v.updated <= snapshot)
+        if at is not None:
+            later = resource_versions.alias("later")
+            superseded = select(later.c.pk).where(
+                later.c.pk == v.pk, later.c.version == v.version + 1, later.c.updated <= at[0])
+            statement = statement.where(v.updated <= at[1], ~superseded.exists())
+        statement = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
+        rows = self.connection.execute(statement.limit(count + 1).offset(offset)).all()
+        entries = [
+            HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
+            for r in rows[:count]
+        ]
+        return entries, len(rows) > count
+
+    # ---------------------------------------------------------------- writes
+
+    def create(self, resource: dict[str, Any], *, resource_type: str | None = None,
+               if_none_exist: str | None = None, assigned_id: str | None = None) -> WriteResult:
+        """Create with a server-assigned id (or `assigned_id` from a transaction); honours If-None-Exist."""
+        resource_type = self.services.validator.validate(resource, resource_type)
+        authorize(self.caller, "create", resource_type)
+        if if_none_exist is not None:
+            existing = self.conditional_match(resource_type, if_none_exist, "If-None-Exist")
+            if existing is not None:
+                return WriteResult(200, existing, "A matching resource already exists; nothing created")
+        new_id = assigned_id or str(uuid.uuid4())
+        stored = self.insert_new(resource_type, new_id, resource, "POST")
+        return WriteResult(201, stored, f"Created {resource_type}/{new_id}")
+
+    def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
+               if_match: str | None = None, method: str = "PUT") -> WriteResult:
+        """Update (or create with the client's id); a version only when the content changes."""
+        self.services.validator.validate(resource, resource_type)
+        if resource.get("id") != resource_id:
+            raise bad_request(
+                f"The id in the body ({resource.get('id')!r}) must equal the id in the URL ({resource_id!r})",
+                f"{resource_type}.id",
+            )
+        authorize(self.caller, "update", resource_type)
+        expected = parse_etag(if_match)
+        current = self.lock_current(resource_type, resource_id)
+        if current is None:
+            if expected is not None:
+                raise precondition_failed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
+            try:
+                with self.connection.begin_nested():
+                    stored = self.insert_new(resource_type, resource_id, resource, method)
+            except Exception as exc:
+                if not is_unique_violation(exc):
+                    raise
+                current = self.lock_current(resource_type, resource_id)
+                if current is None:
+                    raise
+            else:
+                return WriteResult(201, stored, f"Created {resource_type}/{resource_id}")
+        pk, version, updated, deleted, body = current
+        if expected is not None and expected != version:
+            raise precondition_failed(
+                f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {version}")
+        if not deleted and body is not None:
+            unchanged = self.canonical(resource_type, resource_id, resource, version, updated)
+            if unchanged == body:
+                stored = StoredResource(resource_type, resource_id, version, updated, False, body)
+                return WriteResult(200, stored, "No change: the content equals the current version")
+        stored = self.write_version(pk, resource_type, resource_id, resource, version + 1, updated, method)
+        return WriteResult(201 if deleted else 200, stored,
+                           f"Updated {resource_type}/{resource_id} to version {stored.version}")
+
+    def conditional_update(self, resource_type: str, query: str, resource: dict[str, Any], *,
+                           if_match: str | None = None) -> WriteResult:
+        self.services.validator.resource_type_of(resource, resource_type)
+        lock_key = param_key(resource_type, "?" + query)
+        advisory_lock(self.connection, lock_key)
+        matches = self.find(resource_type, query, what="conditional update")
+        if len(matches) > 1:
+            raise precondition_failed(f"Conditional update matched {len(matches)} {resource_type} resources")
+        if not matches:
+            new_id = resource.get("id") or str(uuid.uuid4())
+            resource = {**resource, "id": new_id}
+            return self.update(resource_type, new_id, resource, if_match=if_match)
+        found_id = matches[0][1]
+        if resource.get("id") not in (None, found_id):
+            raise bad_request(
+                f"The body id {resource.get('id')!r} differs from the matched resource {resource_type}/{found_id}",
+                f"{resource_type}.id")
+        return self.update(resource_type, found_id, {**resource, "id": found_id}, if_match=if_match)
+
+    def patch(self, resource_type: str, resource_id: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
+              *, if_match: str | None = None) -> WriteResult:
+        """Apply a patch function to the current version and store the result as an update."""
+        authorize(self.caller, "update", resource_type)
+        current = self.lock_current(resource_type, resource_id)
+        if current is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        if current[3]:
+            raise gone(f"{resource_type}/{resource_id} was deleted")
+        expected = parse_etag(if_match)
+        if expected is not None and expected != current[1]:
+            raise precondition_failed(
+                f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
+        patched = apply(orjson.loads(current[4]))
+        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
+            raise FhirError(422, [Issue("processing", "The patch changed the resource type or removed it")])
+        if patched.get("id") != resource_id:
+            raise FhirError(422, [Issue("processing", "The patch may not change the resource id")])
+        return self.update(resource_type, resource_id, patched, method="PATCH")
+
+    def delete(self, resource_type: str, resource_id: str, *, if_match: str | None = None) -> WriteResult:
+        authorize(self.caller, "delete", resource_type)
+        current = self.lock_current(resource_type, resource_id)
+        if current is None:
+            if if_match is not None:
+                raise precondition_failed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
+            empty = StoredResource(resource_type, resource_id, 0, now_us(), True, None)
+            return WriteResult(204, empty, f"{resource_type}/{resource_id} does not exist; nothing to delete")
+        pk, version, updated, deleted, _body = current
+        expected = parse_etag(if_match)
+        if expected is not None and expected != version:
+            raise precondition_failed(
+                f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {version}")
+        if deleted:
+            stored = StoredResource(resource_type, resource_id, version, updated, True, None)
+            return WriteResult(204, stored, f"{resource_type}/{resource_id} was already deleted")
+        stored = self.write_version(pk, resource_type, resource_id, None, version + 1, updated, "DELETE")
+        return WriteResult(204, stored, f"Deleted {resource_type}/{resource_id}")
+
+    def conditional_delete(self, resource_type: str, query: str) -> list[WriteResult]:
+        authorize(self.caller, "delete", resource_type)
+        advisory_lock(self.connection, param_key(resource_type, "?" + query))
+        matches = self.find(resource_type, query, what="conditional delete")
+        if len(matches) > MAX_CONDITIONAL_DELETES:
+            raise precondition_failed(
+                f"Conditional delete matched {len(matches)} resources; at most {MAX_CONDITIONAL_DELETES} at once")
+        return [self.delete(resource_type, found_id) for _pk, found_id in matches]
+
+    # -------------------------------------------------------------- internals
+
+    def conditional_match(self, resource_type: str, query: str, what: str) -> StoredResource | None:
+        advisory_lock(self.connection, param_key(resource_type, "?" + query))
+        matches = self.find(resource_type, query, what=what)
+        if len(matches) > 1:
+            raise precondition_failed(f"{what} matched {len(matches)} {resource_type} resources: {query}")
+        if matches:
+            return self.fetch_current(resource_type, matches[0][1])
+        return None
+
+    def lock_current(self, resource_type: str, resource_id: str) -> tuple[int, int, int, bool, str | None] | None:
+        """The current row, locked for the rest of the transaction (PostgreSQL; SQLite is serial)."""
+        self.flush()
+        row = self.connection.execute(
+            select(resources.c.pk, resources.c.version, resources.c.updated, resources.c.deleted)
+            .where(resources.c.type == resource_type, resources.c.id == resource_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            return None
+        body = self.connection.execute(
+            select(resource_versions.c.body)
+            .where(resource_versions.c.pk == row.pk, resource_versions.c.version == row.version)
+        ).scalar()
+        return row.pk, row.version, row.updated, row.deleted, body
+
+    def canonical(self, resource_type: str, resource_id: str, resource: dict[str, Any],
+                  version: int, updated: int) -> str:
+        """The stored form: server-set id, meta.versionId and meta.lastUpdated, compact JSON."""
+        meta = resource.get("meta")
+        new_meta: dict[str, Any] = {"versionId": str(version), "lastUpdated": format_instant(updated)}
+        if isinstance(meta, dict):
+            new_meta.update((k, v) for k, v in meta.items() if k not in ("versionId", "lastUpdated"))
+        body: dict[str, Any] = {"resourceType": resource_type, "id": resource_id, "meta": new_meta}
+        body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        return orjson.dumps(body).decode()
+
+    def insert_new(self, resource_type: str, resource_id: str, resource: dict[str, Any], method: str) -> StoredResource:
+        updated = now_us()
+        pk = self.connection.execute(
+            insert(resources).returning(resources.c.pk),
+            {"type": resource_type, "id": resource_id, "version": 1, "updated": updated, "deleted": False},
+        ).scalar_one()
+        return self.record(pk, resource_type, resource_id, resource, 1, updated, method, fresh=True)
+
+    def write_version(self, pk: int, resource_type: str, resource_id: str, resource: dict[str, Any] | None,
+                      version: int, previous_updated: int, method: str) -> StoredResource:
+        updated = max(now_us(), previous_updated + 1)
+        self.connection.execute(
+            update(resources).where(resources.c.pk == pk)
+            .values(version=version, updated=updated, deleted=resource is None)
+        )
+        return self.record(pk, resource_type, resource_id, resource, version, updated, method, fresh=False)
+
+    def record(self, pk: int, resource_type: str, resource_id: str, resource: dict[str, Any] | None,
+               version: int, updated: int, method: str, *, fresh: bool) -> StoredResource:
+        """Queue the version row and the index rows of a write."""
+        body = None if resource is None else self.canonical(resource_type, resource_id, resource, version, updated)
+        self.pending.versions.append({"pk": pk, "version": version, "type": resource_type, "id": resource_id,
+                                      "updated": updated, "method": method, "body": body})
+        if not fresh:
+            self.pending.stale.append(pk)
+        if resource is not None:
+            indexed = {**resource, "id": resource_id}
+            for table, rows in self.services.indexer.rows(pk, indexed).items():
+                if rows:
+                    self.pending.index.setdefault(table, []).extend(rows)
+        stored = StoredResource(resource_type, resource_id, version, updated, resource is None, body)
+        for hook in self.after_write:
+            hook(stored, resource)
+        return stored
+
+    def discard_pending(self) -> None:
+        """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""
+        self.pending = PendingRows()
+
+    def flush(self) -> None:
+        """Write queued version and index rows (before any read that could need them)."""
+        pending = self.pending
+        if pending.empty():
+            return
+        self.pending = PendingRows()
+        if pending.stale:
+            for table in INDEX_TABLES.values():
+                self.connection.execute(delete(table).where(table.c.pk.in_(pending.stale)))
+        if pending.versions:
+            self.connection.execute(insert(resource_versions), pending.versions)
+        for name, rows in pending.index.items():
+            if rows:
+                self.connection.execute(insert(INDEX_TABLES[name]), rows)
+
+
+def is_unique_violation(exc: Exception) -> bool:
+    """Whether an exception is a unique-constraint violation (a concurrent create of the same id)."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, IntegrityError)

@@ -1,0 +1,166 @@
+"""The database schema: resources, their versions, and one search index table per parameter type."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+Key = BigInteger().with_variant(Integer(), "sqlite")
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("pk", Key, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated", BigInteger, nullable=False, comment="microseconds since the epoch, UTC"),
+    Column("deleted", Boolean, nullable=False),
+    UniqueConstraint("type", "id", name="uq_resources_type_id"),
+    Index("ix_resources_type_updated", "type", "updated"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("pk", BigInteger, primary_key=True, autoincrement=False),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("body", Text, nullable=True, comment="the canonical JSON; null for a delete"),
+    Index("ix_versions_updated", "updated"),
+    Index("ix_versions_type_updated", "type", "updated"),
+)
+
+# Search indexes hold the current version only. `sp` is a stable 63-bit hash of
+# "<ResourceType>.<code>" (see server.store.search.params.param_key).
+
+idx_string = Table(
+    "idx_string",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("norm", String(200), nullable=False, comment="lower case, accents removed"),
+    Column("exact", Text, nullable=False),
+    Index("ix_idx_string_sp_norm", "sp", "norm", postgresql_ops={"norm": "varchar_pattern_ops"}),
+    Index("ix_idx_string_pk", "pk"),
+)
+
+idx_token = Table(
+    "idx_token",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("system", String(255), nullable=False, comment="empty string when absent"),
+    Column("code", String(255), nullable=False),
+    Index("ix_idx_token_sp_code", "sp", "code", "system"),
+    Index("ix_idx_token_pk", "pk"),
+)
+
+idx_date = Table(
+    "idx_date",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("lo", BigInteger, nullable=False),
+    Column("hi", BigInteger, nullable=False),
+    Index("ix_idx_date_sp_lo", "sp", "lo"),
+    Index("ix_idx_date_sp_hi", "sp", "hi"),
+    Index("ix_idx_date_pk", "pk"),
+)
+
+idx_number = Table(
+    "idx_number",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_idx_number_sp_value", "sp", "value"),
+    Index("ix_idx_number_pk", "pk"),
+)
+
+idx_quantity = Table(
+    "idx_quantity",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("system", String(255), nullable=False),
+    Column("code", String(255), nullable=False),
+    Index("ix_idx_quantity_sp_value", "sp", "value"),
+    Index("ix_idx_quantity_pk", "pk"),
+)
+
+idx_reference = Table(
+    "idx_reference",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("ttype", String(64), nullable=False, comment="target type; empty when unknown"),
+    Column("tid", String(255), nullable=False, comment="target id, or the URL when not local"),
+    Column("tversion", String(64), nullable=True),
+    Index("ix_idx_reference_sp_target", "sp", "tid", "ttype"),
+    Index("ix_idx_reference_target", "tid", "ttype"),
+    Index("ix_idx_reference_pk", "pk"),
+)
+
+idx_uri = Table(
+    "idx_uri",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("value", String(512), nullable=False),
+    Index("ix_idx_uri_sp_value", "sp", "value", postgresql_ops={"value": "varchar_pattern_ops"}),
+    Index("ix_idx_uri_pk", "pk"),
+)
+
+idx_composite = Table(
+    "idx_composite",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("sp", BigInteger, nullable=False),
+    Column("system", String(255), nullable=False, comment="first component: a token"),
+    Column("code", String(255), nullable=False),
+    Column("text", String(255), nullable=True, comment="second component as text"),
+    Column("text_system", String(255), nullable=True),
+    Column("lo", Float, nullable=True, comment="second component as a number or date range"),
+    Column("hi", Float, nullable=True),
+    Index("ix_idx_composite_sp_code", "sp", "code"),
+    Index("ix_idx_composite_pk", "pk"),
+)
+
+INDEX_TABLES: dict[str, Table] = {
+    "string": idx_string,
+    "token": idx_token,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "reference": idx_reference,
+    "uri": idx_uri,
+    "composite": idx_composite,
+}
+
+reindex_state = Table(
+    "reindex_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("definitions", String(64), nullable=False, comment="digest of the SearchParameters indexed"),
+    Column("last_pk", BigInteger, nullable=False),
+    Column("finished", Boolean, nullable=False),
+)

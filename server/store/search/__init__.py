@@ -1,0 +1,1 @@
+"""FHIR search: parsing, SQL predicates per parameter type, and the engine that runs them."""

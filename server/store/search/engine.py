@@ -1,0 +1,272 @@
+"""The search engine: runs parsed searches over the index tables, with sorting, paging and includes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import ColumnElement, FromClause, func, nulls_last, select, text
+
+from ...fhir.outcome import bad_request
+from ...fhir.searchparams import SearchParamRegistry
+from ..schema import (
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_string,
+    idx_token,
+    idx_uri,
+    resources,
+)
+from . import predicates
+from .parse import Criterion, Include, QueryParser, SearchQuery, SortKey
+
+if TYPE_CHECKING:
+    from ..repository import Repository, StoredResource
+
+MAX_INCLUDE_ROUNDS = 4
+MAX_INCLUDED = 2000
+MAX_CONDITIONAL_MATCHES = 1000
+
+SORT_COLUMNS: dict[str, tuple[FromClause, str, str]] = {
+    "date": (idx_date, "lo", "hi"),
+    "string": (idx_string, "norm", "norm"),
+    "token": (idx_token, "code", "code"),
+    "number": (idx_number, "value", "value"),
+    "quantity": (idx_quantity, "value", "value"),
+    "reference": (idx_reference, "tid", "tid"),
+    "uri": (idx_uri, "value", "value"),
+}
+
+
+@dataclass
+class SearchContext:
+    """What predicate builders need: the registry, the server base URL, and ValueSet expansion."""
+
+    registry: SearchParamRegistry
+    base_url: str
+    expand: Callable[[str], frozenset[str] | None]
+
+    def valueset_codes(self, values: list[str], name: str) -> frozenset[str]:
+        codes: set[str] = set()
+        for url in values:
+            expansion = self.expand(url)
+            if expansion is None:
+                raise bad_request(f"ValueSet {url!r} in '{name}' is not known to this server", name,
+                                  code="not-found")
+            codes |= expansion
+        return frozenset(codes)
+
+
+@dataclass
+class SearchResult:
+    """A page of matches, the included resources, and what is needed to build the Bundle."""
+
+    query: SearchQuery
+    matches: list[StoredResource]
+    included: list[StoredResource] = field(default_factory=list)
+    total: int | None = None
+    has_next: bool = False
+
+
+class SearchEngine:
+    """Builds and runs SQL for searches; shared, stateless between requests."""
+
+    def __init__(self, registry: SearchParamRegistry, base_url: str,
+                 expand: Callable[[str], frozenset[str] | None], compartment: dict[str, list[str]]) -> None:
+        self.registry = registry
+        self.context = SearchContext(registry, base_url.rstrip("/"), expand)
+        self.compartment = compartment
+        self.compartment_owners = frozenset({"Patient"})
+
+    # -------------------------------------------------------------- entry points
+
+    def parse(self, resource_types: tuple[str, ...], params: list[tuple[str, str]], strict: bool) -> SearchQuery:
+        return QueryParser(self.registry, resource_types, strict).parse(params)
+
+    def search(self, repo: Repository, resource_type: str | None, params: list[tuple[str, str]], *,
+               strict: bool = False, compartment: tuple[str, str] | None = None) -> SearchResult:
+        types = self.types_for(resource_type, params)
+        query = self.parse(types, params, strict)
+        extra: list[ColumnElement[bool]] = []
+        if compartment is not None:
+            extra.append(self.compartment_predicate(resources, types, *compartment))
+        return self.run(repo, query, extra)
+
+    def match_criteria(self, repo: Repository, resource_type: str, query_text: str, *, what: str
+                       ) -> list[tuple[int, str]]:
+        """(pk, id) of current resources matching conditional criteria (strict: unknown params refused)."""
+        params = parse_qsl(query_text.lstrip("?"), keep_blank_values=True)
+        if not params:
+            raise bad_request(f"{what} needs search criteria")
+        query = self.parse((resource_type,), params, strict=True)
+        if not query.criteria:
+            raise bad_request(f"{what} needs search criteria, not only result parameters")
+        statement = self.filtered(query, []).with_only_columns(resources.c.pk, resources.c.id)
+        rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
+        return [(row.pk, row.id) for row in rows]
+
+    def types_for(self, resource_type: str | None, params: list[tuple[str, str]]) -> tuple[str, ...]:
+        if resource_type:
+            return (resource_type,)
+        requested = [t.strip() for name, value in params if name == "_type" for t in value.split(",") if t.strip()]
+        for name in requested:
+            if name not in self.registry.types.supported:
+                raise bad_request(f"Unknown resource type '{name}' in _type", "_type")
+        return tuple(dict.fromkeys(requested)) or tuple(sorted(self.registry.types.supported))
+
+    # --------------------------------------------------------------------- SQL
+
+    def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]]):
+        types = query.resource_types
+        type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
+        clauses = [type_clause, resources.c.deleted.is_(False), *extra]
+        clauses.extend(predicates.build(c, resources, self.context) for c in query.criteria)
+        return select(resources.c.pk).where(*clauses)
+
+    def run(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]]) -> SearchResult:
+        base = self.filtered(query, extra)
+        total = None
+        if query.total == "accurate" or query.summary == "count" or query.count == 0:
+            total = self.count(repo, base)
+        elif query.total == "estimate":
+            total = self.estimate(repo, base)
+        if query.summary == "count" or query.count == 0:
+            return SearchResult(query, [], [], total if total is not None else self.count(repo, base))
+        ordered = base.order_by(*self.order_by(query.sort), resources.c.pk)
+        rows = repo.connection.execute(ordered.limit(query.count + 1).offset(query.offset)).scalars().all()
+        has_next = len(rows) > query.count
+        pks = list(rows[:query.count])
+        fetched = repo.fetch_many(pks)
+        matches = [fetched[pk] for pk in pks if pk in fetched]
+        if total is None and query.total != "none" and query.offset == 0 and not has_next:
+            total = len(matches)
+        included = self.includes(repo, query.includes, pks, matches) if query.includes and matches else []
+        return SearchResult(query, matches, included, total, has_next)
+
+    def count(self, repo: Repository, base) -> int:
+        return int(repo.connection.execute(select(func.count()).select_from(base.subquery())).scalar_one())
+
+    def estimate(self, repo: Repository, base) -> int:
+        connection = repo.connection
+        if connection.dialect.name != "postgresql":
+            return self.count(repo, base)
+        compiled = base.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        plan = connection.execute(text("EXPLAIN (FORMAT JSON) " + str(compiled))).scalar_one()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def order_by(self, keys: list[SortKey]) -> list[Any]:
+        clauses = []
+        for key in keys:
+            if key.name == "_id":
+                column: Any = resources.c.id
+            elif key.name == "_lastUpdated":
+                column = resources.c.updated
+            else:
+                column = self.sort_value(key)
+            clauses.append(nulls_last(column.desc() if key.descending else column.asc()))
+        return clauses
+
+    def sort_value(self, key: SortKey) -> Any:
+        assert key.param is not None
+        table, low, high = SORT_COLUMNS[key.param.type]
+        keys = [p.key for t in self.registry.types.supported
+                if (p := self.registry.get(t, key.name)) is not None and p.type == key.param.type]
+        column = table.c[high] if key.descending else table.c[low]
+        aggregate = func.max(column) if key.descending else func.min(column)
+        return (
+            select(aggregate).where(table.c.pk == resources.c.pk, predicates.sp_match(table, keys))
+            .scalar_subquery()
+        )
+
+    def compartment_predicate(self, row: FromClause, types: tuple[str, ...], compartment_type: str,
+                              compartment_id: str) -> ColumnElement[bool]:
+        """Membership of the compartment `compartment_type/compartment_id` (Patient compartment)."""
+        keys = []
+        for type_name in types:
+            for code in self.compartment.get(type_name, []):
+                param = self.registry.get(type_name, code)
+                if param is not None:
+                    keys.append(param.key)
+        if not keys:
+            raise bad_request(f"No resources of {', '.join(types)} are in a {compartment_type} compartment")
+        ref = idx_reference.c
+        members = select(ref.pk).where(ref.tid == compartment_id, ref.ttype == compartment_type, ref.sp.in_(keys))
+        return row.c.pk.in_(members)
+
+    # ------------------------------------------------------------------ includes
+
+    def includes(self, repo: Repository, includes: list[Include], pks: list[int],
+                 matches: list[StoredResource]) -> list[StoredResource]:
+        seen = set(pks)
+        included: list[StoredResource] = []
+        frontier = list(zip(pks, matches, strict=False))
+        first = True
+        for _round in range(MAX_INCLUDE_ROUNDS):
+            wanted = [inc for inc in includes if first or inc.iterate]
+            if not wanted or not frontier:
+                break
+            found_pks: list[int] = []
+            for include in wanted:
+                found_pks.extend(self.include_pks(repo, include, frontier))
+            new_pks = [pk for pk in dict.fromkeys(found_pks) if pk not in seen][:MAX_INCLUDED - len(included)]
+            seen.update(new_pks)
+            fetched = repo.fetch_many(new_pks)
+            frontier = [(pk, fetched[pk]) for pk in new_pks if pk in fetched]
+            included.extend(stored for _pk, stored in frontier)
+            first = False
+            if len(included) >= MAX_INCLUDED:
+                break
+        return included
+
+    def include_pks(self, repo: Repository, include: Include, frontier: list[tuple[int, StoredResource]]
+                    ) -> list[int]:
+        ref = idx_reference.c
+        sources = [(pk, stored) for pk, stored in frontier
+                   if include.reverse or stored.type == include.source_type]
+        if not sources:
+            return []
+        if include.param is not None:
+            keys = [include.param.key]
+        else:
+            keys = [p.key for p in self.registry.params(include.source_type).values() if p.type == "reference"]
+        if include.reverse:
+            ids_by_type: dict[str, list[str]] = {}
+            for _pk, stored in sources:
+                ids_by_type.setdefault(stored.type, []).append(stored.id)
+            found: list[int] = []
+            for target_type, ids in ids_by_type.items():
+                if include.target_type and include.target_type != target_type:
+                    continue
+                statement = (
+                    select(ref.pk).join(resources, resources.c.pk == ref.pk)
+                    .where(ref.sp.in_(keys), ref.ttype == target_type, ref.tid.in_(ids),
+                           resources.c.type == include.source_type, resources.c.deleted.is_(False))
+                    .limit(MAX_INCLUDED)
+                )
+                found.extend(repo.connection.execute(statement).scalars())
+            return found
+        statement = select(ref.ttype, ref.tid).where(ref.pk.in_([pk for pk, _s in sources]), ref.sp.in_(keys))
+        if include.target_type:
+            statement = statement.where(ref.ttype == include.target_type)
+        targets = {(row.ttype, row.tid) for row in repo.connection.execute(statement) if row.ttype}
+        found = []
+        by_type: dict[str, list[str]] = {}
+        for ttype, tid in targets:
+            by_type.setdefault(ttype, []).append(tid)
+        for ttype, ids in by_type.items():
+            rows = repo.connection.execute(
+                select(resources.c.pk).where(resources.c.type == ttype, resources.c.id.in_(ids),
+                                             resources.c.deleted.is_(False))
+            ).scalars()
+            found.extend(rows)
+        return found
+
+
+def applied_criteria(query: SearchQuery) -> list[Criterion]:
+    return query.criteria

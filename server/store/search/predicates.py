@@ -1,0 +1,438 @@
+"""SQL predicates for search criteria: one builder per parameter type, all over the index tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ColumnElement, FromClause, and_, false, literal, not_, or_, select, true
+from sqlalchemy.sql import Select
+
+from ...fhir.dates import DateFormatError, now_us, parse_range
+from ...fhir.outcome import bad_request
+from ...fhir.searchparams import SearchParam
+from ..indexer import TOKEN_MAX, URI_MAX, normalise, parse_reference
+from ..schema import (
+    idx_composite,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_string,
+    idx_token,
+    idx_uri,
+    resources,
+)
+from .parse import PREFIXES, Criterion, split_escaped, unescape
+
+if TYPE_CHECKING:
+    from .engine import SearchContext
+
+DAY_US = 86_400_000_000
+
+
+def keys_of(criterion: Criterion, ctx: SearchContext, suffix: str | None = None) -> list[int]:
+    """The index keys of a criterion's parameter across every type searched."""
+    keys = []
+    for type_name in criterion.resource_types:
+        param = ctx.registry.get(type_name, criterion.name)
+        if param is not None:
+            keys.append(param.derived_key(suffix) if suffix else param.key)
+    return keys
+
+
+def sp_match(table: FromClause, keys: list[int]) -> ColumnElement[bool]:
+    return table.c.sp == keys[0] if len(keys) == 1 else table.c.sp.in_(keys)
+
+
+def pk_in(row: FromClause, subquery: Select, negate: bool = False) -> ColumnElement[bool]:
+    clause = row.c.pk.in_(subquery)
+    return not_(clause) if negate else clause
+
+
+def split_prefix(value: str) -> tuple[str, str]:
+    if len(value) > 2 and value[:2] in PREFIXES and not value[2].isalpha():
+        return value[:2], value[2:]
+    return "eq", value
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
+    """The predicate (over the resources row `row`) for one criterion."""
+    if criterion.special == "_id":
+        return id_predicate(criterion, row)
+    if criterion.special == "_lastUpdated":
+        return last_updated_predicate(criterion, row)
+    if criterion.special == "_has":
+        return has_predicate(criterion, row, ctx)
+    param = criterion.param
+    assert param is not None
+    if criterion.chain:
+        return chain_predicate(criterion, row, ctx)
+    table = TABLES_BY_TYPE.get(param.type)
+    if table is None:
+        raise bad_request(f"Search parameter '{param.code}' of type {param.type} is not searchable here")
+    keys = keys_of(criterion, ctx)
+    if criterion.modifier == "missing":
+        present = select(table.c.pk).where(sp_match(table, keys))
+        return pk_in(row, present, negate=criterion.values[0] == "true")
+    builder = BUILDERS[param.type]
+    return builder(criterion, row, ctx, keys)
+
+
+# ----------------------------------------------------------------- column params
+
+def id_predicate(criterion: Criterion, row: FromClause) -> ColumnElement[bool]:
+    if criterion.modifier == "missing":
+        return false() if criterion.values[0] == "true" else true()
+    ids = [unescape(v) for v in criterion.values if v]
+    clause = row.c.id.in_(ids) if ids else false()
+    return not_(clause) if criterion.modifier == "not" else clause
+
+
+def last_updated_predicate(criterion: Criterion, row: FromClause) -> ColumnElement[bool]:
+    if criterion.modifier == "missing":
+        return false() if criterion.values[0] == "true" else true()
+    clauses = [range_compare(row.c.updated, row.c.updated, value, criterion.raw[0]) for value in criterion.values]
+    return or_(*clauses)
+
+
+# -------------------------------------------------------------------- date
+
+def parse_date_value(value: str, name: str) -> tuple[int, int]:
+    try:
+        return parse_range(value)
+    except DateFormatError as exc:
+        raise bad_request(f"Invalid date in '{name}': {exc}", name, code="value") from exc
+
+
+def range_compare(low_col: ColumnElement, high_col: ColumnElement, value: str, name: str) -> ColumnElement[bool]:
+    prefix, text = split_prefix(unescape(value))
+    low, high = parse_date_value(text, name)
+    return compare_ranges(prefix, low_col, high_col, low, high, approx_width(low, high))
+
+
+def approx_width(low: int, high: int) -> int:
+    return max(DAY_US, abs(now_us() - low) // 10)
+
+
+def compare_ranges(prefix: str, low_col: ColumnElement, high_col: ColumnElement, low: float, high: float,
+                   approx: float) -> ColumnElement[bool]:
+    if prefix == "eq":
+        return and_(low_col >= low, high_col <= high)
+    if prefix == "ne":
+        return or_(low_col < low, high_col > high)
+    if prefix == "gt":
+        return high_col > high
+    if prefix == "lt":
+        return low_col < low
+    if prefix == "ge":
+        return high_col >= low
+    if prefix == "le":
+        return low_col <= high
+    if prefix == "sa":
+        return low_col > high
+    if prefix == "eb":
+        return high_col < low
+    return and_(low_col <= high + approx, high_col >= low - approx)
+
+
+def date_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement[bool]:
+    clauses = [range_compare(idx_date.c.lo, idx_date.c.hi, v, criterion.raw[0]) for v in criterion.values]
+    return pk_in(row, select(idx_date.c.pk).where(sp_match(idx_date, keys), or_(*clauses)))
+
+
+# ------------------------------------------------------------ number, quantity
+
+def parse_number(text: str, name: str) -> tuple[float, float, float]:
+    """A search number and the range its precision implies: (value, low, high)."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation as exc:
+        raise bad_request(f"Invalid number {text!r} in '{name}'", name, code="value") from exc
+    if not number.is_finite():
+        raise bad_request(f"Invalid number {text!r} in '{name}'", name, code="value")
+    exponent = number.as_tuple().exponent
+    half = Decimal(5).scaleb(int(exponent) - 1)  # type: ignore[arg-type]
+    return float(number), float(number - half), float(number + half)
+
+
+def number_compare(column: ColumnElement, value: str, name: str) -> ColumnElement[bool]:
+    prefix, text = split_prefix(value)
+    number, low, high = parse_number(text, name)
+    if prefix == "eq":
+        return and_(column >= low, column < high)
+    if prefix == "ne":
+        return or_(column < low, column >= high)
+    if prefix in ("gt", "sa"):
+        return column > number
+    if prefix in ("lt", "eb"):
+        return column < number
+    if prefix == "ge":
+        return column >= number
+    if prefix == "le":
+        return column <= number
+    spread = abs(number) * 0.1
+    return and_(column >= number - spread, column <= number + spread)
+
+
+def number_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    clauses = [number_compare(idx_number.c.value, unescape(v), criterion.raw[0]) for v in criterion.values]
+    return pk_in(row, select(idx_number.c.pk).where(sp_match(idx_number, keys), or_(*clauses)))
+
+
+def quantity_clause(value: str, name: str, value_col: ColumnElement, system_col: ColumnElement,
+                    code_col: ColumnElement) -> ColumnElement[bool]:
+    parts = split_escaped(value, "|")
+    if len(parts) not in (1, 3):
+        raise bad_request(f"A quantity is [prefix]number[|system|code], not {value!r}", name, code="value")
+    clauses = [number_compare(value_col, parts[0], name)]
+    if len(parts) == 3:
+        if parts[1]:
+            clauses.append(system_col == parts[1][:TOKEN_MAX])
+        if parts[2]:
+            clauses.append(code_col == parts[2][:TOKEN_MAX])
+    return and_(*clauses)
+
+
+def quantity_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    q = idx_quantity.c
+    clauses = [quantity_clause(v, criterion.raw[0], q.value, q.system, q.code) for v in criterion.values]
+    return pk_in(row, select(q.pk).where(sp_match(idx_quantity, keys), or_(*clauses)))
+
+
+# --------------------------------------------------------------------- string
+
+def string_clause(value: str, modifier: str | None) -> ColumnElement[bool]:
+    text = unescape(value)
+    if modifier == "exact":
+        return idx_string.c.exact == text[:1000]
+    norm = like_escape(normalise(text))
+    if modifier == "contains":
+        return idx_string.c.norm.like(f"%{norm}%", escape="\\")
+    return idx_string.c.norm.like(f"{norm}%", escape="\\")
+
+
+def string_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    clauses = [string_clause(v, criterion.modifier) for v in criterion.values]
+    return pk_in(row, select(idx_string.c.pk).where(sp_match(idx_string, keys), or_(*clauses)))
+
+
+# ---------------------------------------------------------------------- token
+
+def token_clause(value: str, system_col: ColumnElement, code_col: ColumnElement) -> ColumnElement[bool]:
+    parts = split_escaped(value, "|")
+    if len(parts) == 1:
+        return code_col == parts[0][:TOKEN_MAX]
+    system, code = parts[0][:TOKEN_MAX], "|".join(parts[1:])[:TOKEN_MAX]
+    if not code:
+        return system_col == system
+    return and_(system_col == system, code_col == code)
+
+
+def token_clauses(values: list[str], system_col: ColumnElement, code_col: ColumnElement) -> ColumnElement[bool]:
+    plain = [v for v in values if "|" not in v.replace("\\|", "")]
+    others = [v for v in values if v not in plain]
+    clauses = [token_clause(v, system_col, code_col) for v in others]
+    if plain:
+        codes = [unescape(v)[:TOKEN_MAX] for v in plain]
+        clauses.append(code_col.in_(codes) if len(codes) > 1 else code_col == codes[0])
+    return or_(*clauses)
+
+
+def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    modifier = criterion.modifier
+    t = idx_token.c
+    if modifier == "text":
+        text_keys = keys_of(criterion, ctx, "text")
+        clauses = []
+        for value in criterion.values:
+            norm = like_escape(normalise(unescape(value)))
+            clauses.append(or_(idx_string.c.norm.like(f"{norm}%", escape="\\"),
+                               idx_string.c.norm.like(f"% {norm}%", escape="\\")))
+        return pk_in(row, select(idx_string.c.pk).where(sp_match(idx_string, text_keys), or_(*clauses)))
+    if modifier == "of-type":
+        type_keys = keys_of(criterion, ctx, "of-type")
+        clauses = []
+        for value in criterion.values:
+            parts = split_escaped(value, "|")
+            if len(parts) != 3:
+                raise bad_request(":of-type takes <type system>|<type code>|<value>", criterion.raw[0])
+            clauses.append(and_(t.system == parts[0][:TOKEN_MAX], t.code == f"{parts[1]}|{parts[2]}"[:TOKEN_MAX]))
+        return pk_in(row, select(t.pk).where(sp_match(idx_token, type_keys), or_(*clauses)))
+    if modifier in ("in", "not-in"):
+        codes = ctx.valueset_codes(criterion.values, criterion.raw[0])
+        clause = t.code.in_(sorted(codes)) if codes else false()
+        matching = select(t.pk).where(sp_match(idx_token, keys), clause)
+        return pk_in(row, matching, negate=modifier == "not-in")
+    matching = select(t.pk).where(sp_match(idx_token, keys), token_clauses(criterion.values, t.system, t.code))
+    return pk_in(row, matching, negate=modifier == "not")
+
+
+# ------------------------------------------------------------------ reference
+
+def reference_clause(value: str, criterion: Criterion, ctx: SearchContext) -> ColumnElement[bool]:
+    ref = idx_reference.c
+    text = unescape(value)
+    if "/" not in text and ":" not in text:
+        clause = ref.tid == text[:TOKEN_MAX]
+        if criterion.target_type:
+            return and_(clause, ref.ttype == criterion.target_type)
+        return clause
+    if ctx.base_url and text.startswith(ctx.base_url + "/"):
+        text = text[len(ctx.base_url) + 1:]
+    canonical, _, version = text.partition("|")
+    ttype, tid, _v = parse_reference(canonical)
+    clauses = [ref.tid == tid[:TOKEN_MAX]]
+    if ttype and tid == canonical.split("/")[-1]:
+        clauses.append(ref.ttype == ttype)
+    if version:
+        clauses.append(ref.tversion == version)
+    if criterion.target_type and ttype and ttype != criterion.target_type:
+        return false()
+    return and_(*clauses)
+
+
+def reference_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    if criterion.modifier == "identifier":
+        id_keys = keys_of(criterion, ctx, "identifier")
+        t = idx_token.c
+        matching = select(t.pk).where(sp_match(idx_token, id_keys), token_clauses(criterion.values, t.system, t.code))
+        return pk_in(row, matching)
+    clauses = [reference_clause(v, criterion, ctx) for v in criterion.values if v]
+    if not clauses:
+        return false()
+    return pk_in(row, select(idx_reference.c.pk).where(sp_match(idx_reference, keys), or_(*clauses)))
+
+
+def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
+    """`subject:Patient.name=x`: references whose target matches the chained criterion."""
+    keys = keys_of(criterion, ctx)
+    ref = idx_reference.c
+    branches = []
+    for inner in criterion.chain:
+        target_type = inner.resource_types[0]
+        target = resources.alias()
+        targets = select(target.c.id).where(
+            target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx))
+        branches.append(and_(ref.ttype == target_type, ref.tid.in_(targets)))
+    return pk_in(row, select(ref.pk).where(sp_match(idx_reference, keys), or_(*branches)))
+
+
+def has_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
+    """`_has:Observation:patient:code=x`: resources referred to by matching resources."""
+    has = criterion.has
+    assert has is not None
+    source = resources.alias()
+    ref = idx_reference.c
+    sources = select(source.c.pk).where(
+        source.c.type == has.source_type, source.c.deleted.is_(False), build(has.criterion, source, ctx))
+    type_match = ref.ttype.in_(criterion.resource_types) if len(criterion.resource_types) > 1 \
+        else ref.ttype == criterion.resource_types[0]
+    referenced = select(ref.tid).where(ref.sp == has.reference.key, type_match, ref.pk.in_(sources))
+    return row.c.id.in_(referenced)
+
+
+# ------------------------------------------------------------------------ uri
+
+def uri_clause(value: str, modifier: str | None) -> ColumnElement[bool]:
+    column = idx_uri.c.value
+    text = unescape(value)[:URI_MAX]
+    if modifier == "below":
+        return column.like(like_escape(text) + "%", escape="\\")
+    if modifier == "above":
+        prefixes = {text}
+        position = text.find("/")
+        while position != -1:
+            prefixes.add(text[:position])
+            position = text.find("/", position + 1)
+        return column.in_(sorted(prefixes))
+    return column == text
+
+
+def uri_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    clauses = [uri_clause(v, criterion.modifier) for v in criterion.values]
+    return pk_in(row, select(idx_uri.c.pk).where(sp_match(idx_uri, keys), or_(*clauses)))
+
+
+# ------------------------------------------------------------------ composite
+
+def composite_clause(value: str, param: SearchParam, ctx: SearchContext, name: str) -> ColumnElement[bool]:
+    c = idx_composite.c
+    parts = split_escaped_keep(value, "$")
+    if len(parts) != 2 or len(param.components) != 2:
+        raise bad_request(f"Composite '{param.code}' takes <first>$<second>, not {value!r}", name, code="value")
+    first = token_clause(parts[0], c.system, c.code)
+    second_param = ctx.registry.component_param(param, param.components[1])
+    kind = second_param.type if second_param else "token"
+    second_value = parts[1]
+    if kind == "token":
+        second = token_clause(second_value, c.text_system, c.text)
+    elif kind == "quantity":
+        second = quantity_clause(second_value, name, c.lo, c.text_system, c.text)
+    elif kind == "number":
+        second = number_compare(c.lo, unescape(second_value), name)
+    elif kind == "date":
+        second = range_compare(c.lo, c.hi, second_value, name)
+    elif kind == "string":
+        second = c.text.like(like_escape(normalise(unescape(second_value))) + "%", escape="\\")
+    else:
+        second = c.text == unescape(second_value)[:TOKEN_MAX]
+    return and_(first, second)
+
+
+def split_escaped_keep(text: str, separator: str) -> list[str]:
+    """Split on an unescaped separator, keeping escapes inside the pieces."""
+    parts, current, index = [], [], 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index:index + 2])
+            index += 2
+            continue
+        if char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    parts.append("".join(current))
+    return parts
+
+
+def composite_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
+    param = criterion.param
+    assert param is not None
+    clauses = [composite_clause(v, param, ctx, criterion.raw[0]) for v in criterion.values]
+    return pk_in(row, select(idx_composite.c.pk).where(sp_match(idx_composite, keys), or_(*clauses)))
+
+
+Builder = Callable[[Criterion, FromClause, "SearchContext", list[int]], ColumnElement[bool]]
+
+BUILDERS: dict[str, Builder] = {
+    "date": date_predicate,
+    "number": number_predicate,
+    "quantity": quantity_predicate,
+    "string": string_predicate,
+    "token": token_predicate,
+    "reference": reference_predicate,
+    "uri": uri_predicate,
+    "composite": composite_predicate,
+}
+
+TABLES_BY_TYPE = {
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "string": idx_string,
+    "token": idx_token,
+    "reference": idx_reference,
+    "uri": idx_uri,
+    "composite": idx_composite,
+}
+
+__all__ = ["build", "literal"]

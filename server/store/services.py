@@ -1,0 +1,71 @@
+"""The long-lived pieces a repository uses: validator, indexer, search engine, and the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from ..fhir.bindings import BindingChecker
+from ..fhir.elements import ElementModel
+from ..fhir.searchparams import SearchParamRegistry
+from ..fhir.types import TypeRegistry, read_profile_text
+from ..fhir.validate import ResourceValidator
+from ..security.context import Caller
+from .db import transaction
+from .indexer import Indexer
+from .repository import Repository
+from .search.engine import SearchEngine
+
+
+@dataclass
+class StoreServices:
+    """Everything shared by repositories of one process; built once, read-only afterwards."""
+
+    engine: Engine
+    types: TypeRegistry
+    elements: ElementModel
+    bindings: BindingChecker
+    validator: ResourceValidator
+    registry: SearchParamRegistry
+    indexer: Indexer
+    search: SearchEngine
+    base_url: str
+
+    @classmethod
+    def build(cls, engine: Engine, base_url: str) -> StoreServices:
+        types = TypeRegistry.load()
+        elements = ElementModel.load()
+        bindings = BindingChecker.load()
+        registry = SearchParamRegistry.load(types, elements)
+        compartment = patient_compartment()
+        search = SearchEngine(registry, base_url, bindings.codes, compartment)
+        return cls(
+            engine=engine,
+            types=types,
+            elements=elements,
+            bindings=bindings,
+            validator=ResourceValidator(types, bindings),
+            registry=registry,
+            indexer=Indexer(registry, elements, base_url),
+            search=search,
+            base_url=base_url,
+        )
+
+    @contextmanager
+    def unit(self, caller: Caller, *, writing: bool) -> Iterator[Repository]:
+        """A repository inside one database transaction: committed on success, rolled back on error."""
+        with transaction(self.engine, writing=writing) as connection:
+            repository = Repository(connection, caller, self)
+            yield repository
+            repository.flush()
+
+
+def patient_compartment() -> dict[str, list[str]]:
+    """Resource type -> the search parameters that put it in a Patient's compartment."""
+    definition = json.loads(read_profile_text("r4/compartment-patient.json"))
+    return {entry["code"]: list(entry.get("param", [])) for entry in definition.get("resource", [])
+            if entry.get("param")}

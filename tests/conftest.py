@@ -1,0 +1,98 @@
+"""Test fixtures: a real database (SQLite or PostgreSQL, chosen by TEST_DATABASE), the app and a live server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+from server.app import create_app
+from server.config import Settings
+from server.store.migrate import upgrade
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", PROJECT.parent / "shared"))
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def backend() -> str:
+    return os.environ.get("TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder {SHARED} is absent")
+    return SHARED
+
+
+def create_database(tmp_dir: Path) -> tuple[str, object]:
+    """A fresh, migrated database; returns its URL and a function that drops it."""
+    if backend() == "sqlite":
+        path = tmp_dir / f"test-{uuid.uuid4().hex[:8]}.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        return url, lambda: None
+    name = f"sharedcare_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    upgrade(url)
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, drop = create_database(tmp_path_factory.mktemp("db"))
+    yield url
+    drop()  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings.from_env({}, database_url=database_url, pool_size=8)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):
+    application = create_app(settings)
+    yield application
+    application.extensions["sharedcare"].services.engine.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[str]:
+    """The app served over real HTTP on a free local port; yields the FHIR base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+
+
+@pytest.fixture()
+def fresh_app(tmp_path: Path):
+    """An app on its own empty database, for tests that count every row."""
+    url, drop = create_database(tmp_path)
+    application = create_app(Settings.from_env({}, database_url=url))
+    yield application
+    application.extensions["sharedcare"].services.engine.dispose()
+    drop()  # type: ignore[operator]

@@ -1,0 +1,41 @@
+"""Helpers shared by tests: unique values, FHIR request headers and OperationOutcome checks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+FHIR_JSON = "application/fhir+json"
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def assert_outcome(response: Any, status: int, code: str | None = None, expression: str | None = None,
+                   text: str | None = None) -> dict[str, Any]:
+    """The response has this status and an OperationOutcome body (with the given issue code/expression)."""
+    body = response.get_json() if hasattr(response, "get_json") else response.json()
+    assert response.status_code == status, (response.status_code, body)
+    assert body["resourceType"] == "OperationOutcome", body
+    issues = body["issue"]
+    assert issues and all({"severity", "code", "diagnostics"} <= set(i) for i in issues), issues
+    if code is not None:
+        assert any(i["code"] == code for i in issues), issues
+    if expression is not None:
+        assert any(expression in i.get("expression", []) for i in issues), issues
+    if text is not None:
+        assert any(text in i["diagnostics"] for i in issues), issues
+    return body
+
+
+def patient(nhs_number: str | None = None, **extra: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number or unique("nhs")}],
+        "name": [{"family": "Hardy", "given": ["Jean"]}],
+        "gender": "female",
+        "birthDate": "1934-03-14",
+    }
+    resource.update(extra)
+    return resource
