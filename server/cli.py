@@ -70,6 +70,32 @@ def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--data", "shared", type=click.Path(path_type=Path), default=Path("../shared"), show_default=True,
+              help="Folder holding the sample data sets (data/synthea/...).")
+def demo(shared: Path) -> None:
+    """Prepare a demo database: upgrade the schema and, if it is empty, load the demo data."""
+    from .loading import load_bundle_files
+    from .store.db import make_engine
+    from .store.migrate import upgrade
+    from .store.schema import resources
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        populated = connection.execute(resources.select().limit(1)).first() is not None
+    engine.dispose()
+    if populated:
+        click.echo("The database already holds data; nothing loaded.")
+        return
+    archive = shared / "data" / "synthea" / "synthea3-master-10p.tar.gz"
+    if not archive.exists():
+        raise click.ClickException(f"Demo data not found at {archive}; pass --data")
+    summary = load_bundle_files(settings, [archive])
+    click.echo(summary.describe())
+
+
+@main.command()
 @click.option("--batch", default=500, show_default=True, help="Resources per transaction.")
 @click.option("--restart", is_flag=True, help="Start again from the first resource.")
 def reindex(batch: int, restart: bool) -> None:

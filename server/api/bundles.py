@@ -87,6 +87,10 @@ class BundleProcessor:
         if method not in METHOD_ORDER or not isinstance(url, str) or not url:
             raise bad_request("An entry request needs a method (GET HEAD POST PUT PATCH DELETE) and a url",
                               f"{where}.request")
+        for key in ("url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"):
+            value = request.get(key)
+            if isinstance(value, str) and any(ord(char) < 32 for char in value):
+                raise bad_request(f"Control characters are not allowed in request.{key}", f"{where}.request.{key}")
         full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
         return Entry(index, method, self.relative(url), full_url, raw.get("resource"), request)
 

@@ -94,8 +94,16 @@ def caller() -> Caller:
     return Caller(subject="client", request_id=g.get("request_id"))
 
 
+def refuse_control_characters(path: str) -> None:
+    """Paths and parameters may not carry control characters (they are never valid FHIR values)."""
+    for name, value in [("path", path), *request.args.items(multi=True)]:
+        if any(ord(char) < 32 for char in name + value):
+            raise FhirError(400, [Issue("value", f"Control characters are not allowed in '{name}'", (name,))])
+
+
 def fhir_endpoint(path: str) -> Response:
     g.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+    refuse_control_characters(path)
     media_type = response_type()
     body, raw, content_type, form = read_body()
     prefer_return, prefer_handling = parse_prefer(request.headers.get("Prefer"))

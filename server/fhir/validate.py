@@ -13,6 +13,7 @@ from .types import TypeRegistry
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_REPORTED_ISSUES = 50
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
@@ -29,7 +30,7 @@ def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
 
 
 def empty_elements(value: Any, path: str, found: list[str]) -> None:
-    """Collect paths of empty objects, arrays and strings, which FHIR JSON forbids."""
+    """Collect paths of empty objects, arrays and strings, and of strings with control characters."""
     if isinstance(value, dict):
         if not value:
             found.append(path)
@@ -44,7 +45,7 @@ def empty_elements(value: Any, path: str, found: list[str]) -> None:
         for index, item in enumerate(value):
             if isinstance(item, (dict, list, str)):
                 empty_elements(item, f"{path}[{index}]", found)
-    elif value == "":
+    elif value == "" or (CONTROL.search(value) is not None):
         found.append(path)
 
 
@@ -84,7 +85,8 @@ class ResourceValidator:
         empties: list[str] = []
         empty_elements(resource, resource_type, empties)
         issues.extend(
-            Issue("structure", f"Empty element at {path}: FHIR JSON forbids empty objects, arrays and strings",
+            Issue("structure", f"Empty element or control character at {path}: FHIR JSON forbids empty "
+                  "objects, arrays and strings, and characters below U+0020 other than tab, CR and LF",
                   expression=(path,))
             for path in empties[:MAX_REPORTED_ISSUES]
         )

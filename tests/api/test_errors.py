@@ -1,0 +1,122 @@
+"""Every error class answers with its status and an OperationOutcome saying what and where."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from flask import Flask
+
+from server.app import create_app
+from server.config import Settings
+from tests.support import FHIR_JSON, assert_outcome, patient
+
+
+def test_unknown_type_is_404(client):
+    assert_outcome(client.get("/fhir/Spaceship/1"), 404, "not-supported", text="Spaceship")
+    assert_outcome(client.post("/fhir/Spaceship", data=b"{}", content_type=FHIR_JSON), 404)
+
+
+def test_r4_only_type_is_refused(client):
+    body = {"resourceType": "MedicinalProduct", "id": "x"}
+    response = client.put("/fhir/MedicinalProduct/x", data=orjson.dumps(body), content_type=FHIR_JSON)
+    assert_outcome(response, 404, "not-supported", text="does not support")
+    capability = client.get("/fhir/metadata").get_json()
+    types = {r["type"] for r in capability["rest"][0]["resource"]}
+    assert "MedicinalProduct" not in types and "CarePlan" in types
+    assert capability["fhirVersion"] == "4.0.1"
+
+
+def test_unknown_id_is_404(client):
+    assert_outcome(client.get("/fhir/Patient/no-such-patient"), 404, "not-found")
+
+
+def test_xml_is_refused(client):
+    assert_outcome(client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406, text="JSON")
+    assert_outcome(client.get("/fhir/metadata?_format=xml"), 406, expression="_format")
+    assert_outcome(client.post("/fhir/Patient", data=b"<Patient/>", content_type="application/fhir+xml"), 415,
+                   text="JSON")
+    assert_outcome(client.post("/fhir/Patient", data=b"x", content_type="text/plain"), 415)
+
+
+def test_malformed_json_is_400(client):
+    assert_outcome(client.post("/fhir/Patient", data=b'{"resourceType": "Patient",', content_type=FHIR_JSON),
+                   400, "structure")
+    assert_outcome(client.post("/fhir/Patient", data=b"[1, 2]", content_type=FHIR_JSON), 400)
+    assert_outcome(client.post("/fhir/Patient", data=b"", content_type=FHIR_JSON), 400)
+
+
+def test_type_mismatch_is_400(client):
+    response = client.post("/fhir/Observation", data=orjson.dumps(patient()), content_type=FHIR_JSON)
+    assert_outcome(response, 400, expression="resourceType")
+
+
+def test_invalid_resource_names_the_element(client):
+    bad = {**patient(), "birthDate": "1934-13-45", "gender": "bogus", "name": [{}]}
+    body = assert_outcome(client.post("/fhir/Patient", data=orjson.dumps(bad), content_type=FHIR_JSON), 400)
+    expressions = {e for issue in body["issue"] for e in issue.get("expression", [])}
+    assert "Patient.birthDate" in expressions
+    assert "Patient.name[0]" in expressions
+    unknown_element = {**patient(), "colour": "blue"}
+    assert_outcome(client.post("/fhir/Patient", data=orjson.dumps(unknown_element), content_type=FHIR_JSON), 400,
+                   expression="Patient.colour")
+    bad_code = {**patient(), "gender": "bogus"}
+    assert_outcome(client.post("/fhir/Patient", data=orjson.dumps(bad_code), content_type=FHIR_JSON), 400,
+                   "code-invalid", expression="Patient.gender")
+
+
+def test_invalid_id_is_400(client):
+    response = client.put("/fhir/Patient/bad id!", data=orjson.dumps({**patient(), "id": "bad id!"}),
+                          content_type=FHIR_JSON)
+    assert_outcome(response, 400, expression="Patient.id")
+
+
+def test_method_not_allowed_is_405(client):
+    assert_outcome(client.delete("/fhir/metadata"), 405)
+    assert_outcome(client.put("/fhir/Patient/x/_history/1", data=b"{}", content_type=FHIR_JSON), 405)
+
+
+def test_unknown_path_is_404(client):
+    assert_outcome(client.get("/fhir/Patient/x/_history/1/extra/parts"), 404)
+    assert_outcome(client.get("/fhir/$no-such-operation"), 404)
+
+
+def test_search_errors(client):
+    assert_outcome(client.get("/fhir/Patient?nonsense=1", headers={"Prefer": "handling=strict"}), 400,
+                   expression="nonsense")
+    lenient = client.get("/fhir/Patient?nonsense=1")
+    assert lenient.status_code == 200
+    assert "nonsense" not in lenient.get_json()["link"][0]["url"]
+    assert_outcome(client.get("/fhir/Patient?birthdate=1934-99-99"), 400, "value")
+    assert_outcome(client.get("/fhir/Patient?_count=abc"), 400)
+    assert_outcome(client.get("/fhir/Patient?gender:bogus=x"), 400)
+
+
+def test_request_size_limit_is_413(tmp_path):
+    small = create_app(Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'small.db'}",
+                                         max_request_bytes=1000))
+    assert isinstance(small, Flask)
+    big = orjson.dumps({**patient(), "text": {"status": "generated", "div": "<div>" + "x" * 5000 + "</div>"}})
+    response = small.test_client().post("/fhir/Patient", data=big, content_type=FHIR_JSON)
+    assert_outcome(response, 413, "too-costly")
+
+
+@pytest.mark.parametrize("path", [
+    "/fhir/Patient/%00", "/fhir/Patient?_id=%27%3B%20DROP%20TABLE%20resources%3B--",
+    "/fhir/Patient?name=" + "x" * 5000, "/fhir/Patient?_sort=nonsense", "/fhir/Patient?_include=Nope:x",
+    "/fhir/Patient?birthdate=ge2020-02-30", "/fhir/Observation?value-quantity=abc",
+    "/fhir/Observation?code-value-quantity=a", "/fhir/Patient?_has:Observation", "/fhir/_history?_since=yesterday",
+    "/fhir/Patient?general-practitioner.name.x.y.z.a.b.c.d=1", "/fhir/Patient?_count=99999999999999999999",
+    "/fhir/Patient?_summary=maybe", "/fhir/Patient?_total=lots",
+])
+def test_hostile_input_never_500(client, path):
+    response = client.get(path)
+    assert response.status_code in (200, 400, 404), (path, response.data[:300])
+    if response.status_code != 200:
+        assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_control_characters_are_refused(client):
+    body = {**patient(), "name": [{"family": "Har\u0000dy"}]}
+    assert_outcome(client.post("/fhir/Patient", data=orjson.dumps(body), content_type=FHIR_JSON), 400,
+                   expression="Patient.name[0].family")
+    assert_outcome(client.get("/fhir/Patient?name=a%00b"), 400)
