@@ -25,8 +25,8 @@ def test_transaction_resolves_urn_uuid_and_answers_per_entry(client):
     number = unique("nhs")
     entries = [
         {"fullUrl": "urn:uuid:2b0e7f2e-0000-4000-8000-000000000002",
-         "resource": {"resourceType": "Condition", "subject": {"reference": "urn:uuid:2b0e7f2e-0000-4000-8000-000000000001"},
-                      "code": {"text": "frailty"}},
+         "resource": {"resourceType": "Condition", "code": {"text": "frailty"},
+                      "subject": {"reference": "urn:uuid:2b0e7f2e-0000-4000-8000-000000000001"}},
          "request": {"method": "POST", "url": "Condition"}},
         {"fullUrl": "urn:uuid:2b0e7f2e-0000-4000-8000-000000000001", "resource": patient(number),
          "request": {"method": "POST", "url": "Patient"}},
