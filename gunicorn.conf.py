@@ -4,8 +4,8 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("WORKER_CLASS", "gthread")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+worker_class = os.environ.get("WORKER_CLASS", "sync")
 threads = int(os.environ.get("WORKER_THREADS", "4"))
 timeout = int(os.environ.get("WORKER_TIMEOUT", "120"))
 keepalive = 5

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from .api.app import FhirApi
 from .api.http import blueprint, install_error_funnel
 from .config import Settings
-from .store.db import make_engine
+from .store.db import Database
 from .store.services import StoreServices
 
 
@@ -23,8 +23,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["SHAREDCARE_BASE_URL"] = settings.base_url
     app.config["SHAREDCARE_FHIR_PATH"] = settings.fhir_path
-    engine = make_engine(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
-    services = StoreServices.build(engine, settings.base_url)
+    database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
+    services = StoreServices.build(database, settings.base_url)
+    engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)
     app.extensions["sharedcare"] = fhir_api
     app.extensions["sharedcare.settings"] = settings

@@ -33,6 +33,6 @@ class Settings:
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
             pool_size=int(env.get("DB_POOL_SIZE", "5")),
             echo_sql=env.get("ECHO_SQL", "") in ("1", "true", "yes"),
-            log_level=env.get("LOG_LEVEL", "INFO"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
         return replace(settings, **overrides)

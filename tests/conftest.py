@@ -70,7 +70,7 @@ def settings(database_url: str) -> Settings:
 def app(settings: Settings):
     application = create_app(settings)
     yield application
-    application.extensions["sharedcare"].services.engine.dispose()
+    application.extensions["sharedcare"].services.database.dispose()
 
 
 @pytest.fixture()
@@ -94,5 +94,5 @@ def fresh_app(tmp_path: Path):
     url, drop = create_database(tmp_path)
     application = create_app(Settings.from_env({}, database_url=url))
     yield application
-    application.extensions["sharedcare"].services.engine.dispose()
+    application.extensions["sharedcare"].services.database.dispose()
     drop()  # type: ignore[operator]

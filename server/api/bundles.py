@@ -109,8 +109,7 @@ class BundleProcessor:
         try:
             with repo.connection.begin_nested():
                 try:
-                    if entry.resource is not None:
-                        self.resolve_conditional_references(entry.resource, repo, {}, entry)
+                    self.resolve_references(entry, repo, {}, {})
                     response = self.dispatch(entry, outer, repo)
                     repo.flush()
                 except BaseException:
@@ -136,9 +135,7 @@ class BundleProcessor:
         for entry in ordered:
             self.located(entry, lambda e=entry: self.assign_identity(e, repo, identities))
         for entry in ordered:
-            if entry.resource is not None:
-                entry.resource = rewrite(entry.resource, identities)
-                self.located(entry, lambda e=entry: self.resolve_conditional_references(e.resource, repo, cache, e))
+            self.located(entry, lambda e=entry: self.resolve_references(e, repo, identities, cache))
         for entry in ordered:
             if entry.method == "DELETE":
                 continue
@@ -198,19 +195,24 @@ class BundleProcessor:
         if entry.full_url:
             identities[entry.full_url] = reference
 
-    def resolve_conditional_references(self, value: Any, repo: Repository, cache: dict[str, str],
-                                       entry: Entry) -> None:
-        """Replace `Type?criteria` references with the one resource they match (else 412)."""
-        stack = [value]
+    def resolve_references(self, entry: Entry, repo: Repository, identities: dict[str, str],
+                           cache: dict[str, str]) -> None:
+        """In one walk of the entry's resource: fullUrls to their resolved references, and
+        conditional references (`Type?criteria`) to the one resource they match (else 412)."""
+        if entry.resource is None:
+            return
+        stack: list[Any] = [entry.resource]
         while stack:
             node = stack.pop()
-            if isinstance(node, dict):
-                reference = node.get("reference")
-                if isinstance(reference, str) and "?" in reference and not reference.startswith("#"):
-                    node["reference"] = self.conditional_reference(reference, repo, cache, entry)
-                stack.extend(item for item in node.values() if isinstance(item, (dict, list)))
-            elif isinstance(node, list):
-                stack.extend(item for item in node if isinstance(item, (dict, list)))
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, item in items:
+                if isinstance(item, str):
+                    if item in identities:
+                        node[key] = identities[item]
+                    elif key == "reference" and "?" in item and not item.startswith("#"):
+                        node[key] = self.conditional_reference(item, repo, cache, entry)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
 
     def conditional_reference(self, reference: str, repo: Repository, cache: dict[str, str], entry: Entry) -> str:
         if reference in cache:
@@ -289,19 +291,6 @@ class BundleProcessor:
             for issue in exc.issues
         ]
         return FhirError(exc.status, issues, exc.headers)
-
-
-def rewrite(value: Any, identities: dict[str, str]) -> Any:
-    """Replace every string equal to a fullUrl of the Bundle by the reference it now resolves to."""
-    if not identities:
-        return value
-    if isinstance(value, dict):
-        return {key: rewrite(item, identities) for key, item in value.items()}
-    if isinstance(value, list):
-        return [rewrite(item, identities) for item in value]
-    if isinstance(value, str):
-        return identities.get(value, value)
-    return value
 
 
 def patch_body(entry: Entry) -> tuple[Any, str]:

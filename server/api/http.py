@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..fhir.outcome import FhirError, Issue, operation_outcome
@@ -19,6 +20,7 @@ from .render import pretty
 
 log = logging.getLogger(__name__)
 
+CONTROL = re.compile(r"[\x00-\x1f]")
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 XML_MARKERS = ("xml",)
 FORMAT_ALIASES = {"json": "application/fhir+json", "application/json": "application/json",
@@ -86,60 +88,58 @@ def base_url() -> str:
     configured = current_app.config["SHAREDCARE_BASE_URL"]
     if configured:
         return configured
-    return request.url_root.rstrip("/") + current_app.config["SHAREDCARE_FHIR_PATH"].rstrip("/")
+    return f"{request.scheme}://{request.host}{request.root_path}{current_app.config['SHAREDCARE_FHIR_PATH']}".rstrip("/")
 
 
 def caller() -> Caller:
     """The caller of this request (authentication will set it; until then a trusted client)."""
-    return Caller(subject="client", request_id=g.get("request_id"))
+    return Caller(subject="client", request_id=request.headers.get("X-Request-ID"))
 
 
 def refuse_control_characters(path: str) -> None:
     """Paths and parameters may not carry control characters (they are never valid FHIR values)."""
     for name, value in [("path", path), *request.args.items(multi=True)]:
-        if any(ord(char) < 32 for char in name + value):
+        if CONTROL.search(name) or CONTROL.search(value):
             raise FhirError(400, [Issue("value", f"Control characters are not allowed in '{name}'", (name,))])
 
 
 def fhir_endpoint(path: str) -> Response:
-    g.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+    headers = request.headers
     refuse_control_characters(path)
     media_type = response_type()
     body, raw, content_type, form = read_body()
-    prefer_return, prefer_handling = parse_prefer(request.headers.get("Prefer"))
-    params = list(request.args.items(multi=True)) + form
+    prefer_return, prefer_handling = parse_prefer(headers.get("Prefer"))
+    params = list(request.args.items(multi=True))
     fhir_request = FhirRequest(
         method=request.method,
         path=path,
-        params=params,
+        params=params + form if form else params,
         body=body,
         raw_body=raw,
         content_type=content_type,
-        if_match=request.headers.get("If-Match"),
-        if_none_match=request.headers.get("If-None-Match"),
-        if_none_exist=request.headers.get("If-None-Exist"),
-        if_modified_since=request.headers.get("If-Modified-Since"),
+        if_match=headers.get("If-Match"),
+        if_none_match=headers.get("If-None-Match"),
+        if_none_exist=headers.get("If-None-Exist"),
+        if_modified_since=headers.get("If-Modified-Since"),
         prefer_return=prefer_return,
         prefer_handling=prefer_handling,
         base_url=base_url(),
     )
     result = api().handle(fhir_request, caller())
-    return to_http(result, media_type)
+    return to_http(result, media_type, headers.get("X-Request-ID"))
 
 
-def to_http(result: FhirResponse, media_type: str) -> Response:
+def to_http(result: FhirResponse, media_type: str, request_id: str | None = None) -> Response:
     body = result.body
     text = "" if body is None else body if isinstance(body, str) else orjson.dumps(body).decode()
     if text and request.args.get("_pretty") == "true":
         text = pretty(text)
-    if request.method == "HEAD":
-        text = ""
-    response = Response(text, status=result.status, headers=result.headers)
+    headers = list(result.headers.items())
     if body is not None:
-        response.headers["Content-Type"] = f"{media_type}; charset=utf-8"
-    if g.get("request_id"):
-        response.headers["X-Request-ID"] = g.request_id
-    return response
+        headers.append(("Content-Type", f"{media_type}; charset=utf-8"))
+    if request_id:
+        headers.append(("X-Request-ID", request_id))
+    return Response("" if request.method == "HEAD" else text, status=result.status, headers=headers)
 
 
 def outcome_response(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -167,7 +167,7 @@ def install_error_funnel(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
-        reference = g.get("request_id", "")
+        reference = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        log.exception("unhandled error (request %s)", reference)
         issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
         return outcome_response(500, operation_outcome([issue]))

@@ -67,6 +67,9 @@ class Router:
     def __init__(self, routes: list[Route], supported_types: frozenset[str],
                  type_check: Callable[[str], str]) -> None:
         self.routes = routes
+        self.by_length: dict[int, list[Route]] = {}
+        for candidate in routes:
+            self.by_length.setdefault(len(candidate.pattern), []).append(candidate)
         self.operations: dict[str, list[Operation]] = {}
         self.supported_types = supported_types
         self.type_check = type_check
@@ -81,7 +84,7 @@ class Router:
         if segments and segments[-1].startswith("$"):
             return self.match_operation(method, segments)
         allowed: set[str] = set()
-        for route in self.routes:
+        for route in self.by_length.get(len(segments), ()):
             variables = match_pattern(route.pattern, segments)
             if variables is None:
                 continue
@@ -121,8 +124,6 @@ class Router:
 
 
 def match_pattern(pattern: tuple[str, ...], segments: tuple[str, ...]) -> dict[str, str] | None:
-    if len(pattern) != len(segments):
-        return None
     variables: dict[str, str] = {}
     for expected, actual in zip(pattern, segments, strict=True):
         if expected.startswith(":"):

@@ -6,6 +6,7 @@ import calendar
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS = timedelta(microseconds=1)
@@ -43,7 +44,7 @@ def format_instant(micros: int) -> str:
 
 def format_http_date(micros: int) -> str:
     """Render microseconds as an HTTP date for Last-Modified."""
-    return from_us(micros).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return formatdate(micros / 1_000_000, usegmt=True)
 
 
 def parse_http_date(text: str) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from .types import read_profile_text
@@ -39,11 +39,15 @@ class Element:
                 return candidate
         return None
 
-    def json_keys(self) -> list[tuple[str, str]]:
+    @cached_property
+    def keys(self) -> tuple[tuple[str, str], ...]:
         """Every JSON key this element may appear under, with the type it then holds."""
         if not self.choice:
-            return [(self.name, self.ref or (self.types[0] if self.types else "Element"))]
-        return [(self.name + t[:1].upper() + t[1:], t) for t in self.types]
+            return ((self.name, self.ref or (self.types[0] if self.types else "Element")),)
+        return tuple((self.name + t[:1].upper() + t[1:], t) for t in self.types)
+
+    def json_keys(self) -> tuple[tuple[str, str], ...]:
+        return self.keys
 
 
 class ElementModel:

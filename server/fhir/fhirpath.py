@@ -104,7 +104,9 @@ class Parser:
             self.take(")")
         elif token.kind == "ident":
             self.take()
-            if token.text in (self.root_type, "Resource", "DomainResource") or token.text[0].isupper():
+            if token.text in (self.root_type, "Resource", "DomainResource"):
+                pass  # the extractor only ever runs on resources of its root type
+            elif token.text[0].isupper():
                 steps.append(root_filter(token.text))
             else:
                 steps.append(navigate(self.model, token.text))
@@ -172,6 +174,8 @@ def unquote(text: str) -> str:
 
 
 def chain(steps: list[Step]) -> Step:
+    if not steps:
+        return identity
     if len(steps) == 1:
         return steps[0]
 
@@ -185,6 +189,10 @@ def chain(steps: list[Step]) -> Step:
     return chained
 
 
+def identity(nodes: list[Node], _root: dict[str, Any]) -> list[Node]:
+    return nodes
+
+
 def root_filter(type_name: str) -> Step:
     generic = type_name in ("Resource", "DomainResource")
 
@@ -196,22 +204,31 @@ def root_filter(type_name: str) -> Step:
 
 def navigate(model: ElementModel, name: str) -> Step:
     """Step into a child element, expanding choice keys and lists, keeping types."""
+    keys_by_owner: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    def keys_for(owner: str) -> tuple[tuple[str, str], ...]:
+        element = model.element(owner, name)
+        keys_by_owner[owner] = keys = element.keys if element is not None else ()
+        return keys
 
     def step(nodes: list[Node], _root: dict[str, Any]) -> list[Node]:
         out: list[Node] = []
         for value, type_name in nodes:
-            if not isinstance(value, dict):
+            if value.__class__ is not dict:
                 continue
-            owner = value.get("resourceType", type_name) if type_name in ("Resource",) else type_name
-            element = model.element(owner, name)
-            if element is None:
-                continue
-            if element.choice:
-                for key, child_type in element.json_keys():
-                    if key in value:
-                        extend(out, value[key], child_type)
-            elif name in value:
-                extend(out, value[name], element.ref or (element.types[0] if element.types else "Element"))
+            keys = keys_by_owner.get(type_name)
+            if keys is None:
+                keys = keys_for(type_name)
+            for key, child_type in keys:
+                item = value.get(key)
+                if item is None:
+                    continue
+                if child_type == "Resource":
+                    extend(out, item, child_type)
+                elif item.__class__ is list:
+                    out.extend([(entry, child_type) for entry in item if entry is not None])
+                else:
+                    out.append((item, child_type))
         return out
 
     return step
@@ -297,17 +314,47 @@ def resolves_to(type_name: str) -> Step:
     return step
 
 
+FIRST_STEP = re.compile(r"^\(*\s*([A-Za-z]+)\.([a-z][A-Za-z0-9]*)\b")
+
+
+def first_keys(expression: str, root_type: str, model: ElementModel) -> frozenset[str] | None:
+    """The top-level JSON keys an expression can start from; None when that cannot be told."""
+    keys: set[str] = set()
+    for part in expression.split("|"):
+        match = FIRST_STEP.match(part.strip())
+        if not match or match.group(1) not in (root_type, "Resource", "DomainResource"):
+            return None
+        element = model.element(root_type, match.group(2))
+        if element is None:
+            return None
+        keys.update(key for key, _type in element.keys)
+    return frozenset(keys)
+
+
 def compile_expression(expression: str, root_type: str, model: ElementModel) -> Extractor:
-    """Compile an expression for resources of `root_type`; fall back to fhirpathpy if needed."""
+    """Compile an expression for resources of `root_type`; fall back to fhirpathpy if needed.
+
+    The extractor returns nothing at once when none of the top-level keys it starts from is present.
+    """
     try:
         step = Parser(expression, model, root_type).parse()
     except (UnsupportedExpression, ValueError):
         return fallback_extractor(expression)
+    starts = first_keys(expression, root_type, model) if root_type else None
 
-    def extract(resource: dict[str, Any]) -> list[Node]:
-        return step([(resource, resource.get("resourceType", root_type))], resource)
+    if starts is None:
+        def extract(resource: dict[str, Any]) -> list[Node]:
+            return step([(resource, resource.get("resourceType", root_type))], resource)
 
-    return extract
+        return extract
+
+    def extract_present(resource: dict[str, Any]) -> list[Node]:
+        for key in starts:
+            if key in resource:
+                return step([(resource, root_type)], resource)
+        return []
+
+    return extract_present
 
 
 def fallback_extractor(expression: str) -> Extractor:

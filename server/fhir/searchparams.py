@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources as package_files
 from typing import Any
 
@@ -21,6 +22,11 @@ def param_key(resource_type: str, code: str) -> int:
     """A stable 63-bit key for (resource type, parameter code), the `sp` column of index tables."""
     digest = hashlib.blake2b(f"{resource_type}.{code}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+@cache
+def derived_param_key(resource_type: str, code: str, suffix: str) -> int:
+    return param_key(resource_type, f"{code}:{suffix}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class SearchParam:
 
     def derived_key(self, suffix: str) -> int:
         """Key for values indexed beside this parameter (`:text`, `:identifier`, `:of-type`)."""
-        return param_key(self.resource_type, f"{self.code}:{suffix}")
+        return derived_param_key(self.resource_type, self.code, suffix)
 
 
 def split_union(expression: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 import pydantic
 
 from .bindings import BindingChecker
@@ -13,6 +14,7 @@ from .types import TypeRegistry
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_REPORTED_ISSUES = 50
+SUSPECT_MARKERS = (b"{}", b"[]", b'""', b"\\u00", b"\\b", b"\\f")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -27,6 +29,12 @@ def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
         else:
             path += "." + part
     return path
+
+
+def may_hold_empty_elements(resource: dict[str, Any]) -> bool:
+    """A fast screen on the serialised text: only resources that might break the rule are walked."""
+    text = orjson.dumps(resource)
+    return any(marker in text for marker in SUSPECT_MARKERS)
 
 
 def empty_elements(value: Any, path: str, found: list[str]) -> None:
@@ -83,7 +91,8 @@ class ResourceValidator:
             issues.append(Issue("value", f"Invalid id {resource_id!r}: 1-64 of A-Z a-z 0-9 - .",
                                 expression=(f"{resource_type}.id",)))
         empties: list[str] = []
-        empty_elements(resource, resource_type, empties)
+        if may_hold_empty_elements(resource):
+            empty_elements(resource, resource_type, empties)
         issues.extend(
             Issue("structure", f"Empty element or control character at {path}: FHIR JSON forbids empty "
                   "objects, arrays and strings, and characters below U+0020 other than tab, CR and LF",

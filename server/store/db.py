@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         configure_sqlite(engine)
         return engine
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
     )
 
 
@@ -51,7 +52,10 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
-        mode = "IMMEDIATE" if connection.get_execution_options().get("writing") else "DEFERRED"
+        options = connection.get_execution_options()
+        if options.get("reading"):
+            return  # reads run in SQLite's autocommit mode: no transaction to begin
+        mode = "IMMEDIATE" if options.get("writing") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -59,12 +63,40 @@ def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+@dataclass(frozen=True)
+class Database:
+    """The engines of one database: a writer (transactions) and a reader (autocommit, so a read
+    costs one round trip: no BEGIN, COMMIT or per-checkout resets)."""
+
+    writer: Engine
+    reader: Engine
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
+        writer = make_engine(url, pool_size=pool_size, echo=echo)
+        if writer.dialect.name == "sqlite":
+            return cls(writer, writer.execution_options(reading=True))
+        reader = create_engine(
+            normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
+            isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+        )
+        return cls(writer, reader)
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()
+
+
 @contextmanager
-def transaction(engine: Engine, *, writing: bool) -> Iterator[Connection]:
-    """One database transaction; committed on success, rolled back on any exception."""
-    with engine.connect() as connection:
-        if writing:
-            connection = connection.execution_options(writing=True)
+def transaction(database: Database, *, writing: bool) -> Iterator[Connection]:
+    """For writes, one transaction committed on success and rolled back on any exception;
+    for reads, statements in autocommit mode."""
+    if not writing:
+        with database.reader.connect() as connection:
+            yield connection
+        return
+    with database.writer.connect() as connection:
+        connection = connection.execution_options(writing=True)
         with connection.begin():
             yield connection
 

@@ -18,11 +18,25 @@ URI_MAX = 512
 QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity"})
 ISO_CURRENCY = "urn:iso:std:iso:4217"
 
-Rows = dict[str, list[dict[str, Any]]]
+Rows = dict[str, list[tuple[Any, ...]]]
+"""Index rows per table, as tuples in the table's column order without the leading `pk`."""
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "token": ("pk", "sp", "system", "code"),
+    "string": ("pk", "sp", "norm", "exact"),
+    "date": ("pk", "sp", "lo", "hi"),
+    "number": ("pk", "sp", "value"),
+    "quantity": ("pk", "sp", "value", "system", "code"),
+    "reference": ("pk", "sp", "ttype", "tid", "tversion"),
+    "uri": ("pk", "sp", "value"),
+    "composite": ("pk", "sp", "system", "code", "text", "text_system", "lo", "hi"),
+}
 
 
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form of a string, for string search."""
+    if text.isascii():
+        return " ".join(text.lower().split())[:STRING_MAX]
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())[:STRING_MAX]
@@ -167,7 +181,7 @@ class Indexer:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.component_steps: dict[tuple[str, str], Callable[[Node, dict[str, Any]], list[Node]]] = {}
-        self.writers: dict[str, Callable[[Rows, int, SearchParam, list[Node], dict[str, Any]], None]] = {
+        self.writers: dict[str, Callable[[Rows, SearchParam, list[Node], dict[str, Any]], None]] = {
             "token": self.add_tokens,
             "string": self.add_strings,
             "date": self.add_dates,
@@ -178,17 +192,21 @@ class Indexer:
             "composite": self.add_composites,
         }
 
-    def rows(self, pk: int, resource: dict[str, Any]) -> Rows:
+    def rows(self, resource: dict[str, Any]) -> Rows:
+        """Every index row of a resource, without its key (the writer adds `pk`)."""
         rows: Rows = {}
+        evaluated: dict[str, list[Node]] = {}
         for param in self.registry.indexed(resource["resourceType"]):
-            nodes = param.extractor(resource)  # type: ignore[misc]
+            nodes = evaluated.get(param.expression)
+            if nodes is None:
+                nodes = evaluated[param.expression] = param.extractor(resource)  # type: ignore[misc]
             if nodes:
                 writer = self.writers.get(param.type)
                 if writer:
-                    writer(rows, pk, param, nodes, resource)
+                    writer(rows, param, nodes, resource)
         return rows
 
-    def add_tokens(self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
+    def add_tokens(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
         tokens = rows.setdefault("token", [])
         seen: set[tuple[int, str, str]] = set()
         for value, type_name in nodes:
@@ -196,51 +214,50 @@ class Indexer:
                 key = (param.key, system[:TOKEN_MAX], code[:TOKEN_MAX])
                 if key not in seen:
                     seen.add(key)
-                    tokens.append({"pk": pk, "sp": key[0], "system": key[1], "code": key[2]})
+                    tokens.append(key)
             texts = token_texts(value, type_name)
             if texts:
-                self.add_string_values(rows, pk, param.derived_key("text"), texts)
+                self.add_string_values(rows, param.derived_key("text"), texts)
             if type_name == "Identifier" and isinstance(value, dict) and "value" in value:
                 for system, code in token_values(value.get("type", {}), "CodeableConcept"):
-                    tokens.append({"pk": pk, "sp": param.derived_key("of-type"), "system": system[:TOKEN_MAX],
-                                   "code": f"{code}|{value['value']}"[:TOKEN_MAX]})
+                    tokens.append((param.derived_key("of-type"), system[:TOKEN_MAX],
+                                   f"{code}|{value['value']}"[:TOKEN_MAX]))
 
-    def add_strings(self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
+    def add_strings(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
         values: list[str] = []
         for value, type_name in nodes:
             values.extend(string_values(value, type_name))
-        self.add_string_values(rows, pk, param.key, values)
+        self.add_string_values(rows, param.key, values)
 
     @staticmethod
-    def add_string_values(rows: Rows, pk: int, key: int, values: list[str]) -> None:
+    def add_string_values(rows: Rows, key: int, values: list[str]) -> None:
         strings = rows.setdefault("string", [])
         seen: set[str] = set()
         for text in values:
             exact = text[:EXACT_MAX]
             if exact and exact not in seen:
                 seen.add(exact)
-                strings.append({"pk": pk, "sp": key, "norm": normalise(text), "exact": exact})
+                strings.append((key, normalise(text), exact))
 
-    def add_dates(self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
+    def add_dates(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
         dates = rows.setdefault("date", [])
         for value, type_name in nodes:
             for low, high in date_ranges(value, type_name):
-                dates.append({"pk": pk, "sp": param.key, "lo": low, "hi": high})
+                dates.append((param.key, low, high))
 
-    def add_numbers(self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
+    def add_numbers(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
         found = rows.setdefault("number", [])
         for value, type_name in nodes:
             for number in numbers(value, type_name):
-                found.append({"pk": pk, "sp": param.key, "value": number})
+                found.append((param.key, number))
 
     def add_quantities(
-        self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]
+        self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]
     ) -> None:
         found = rows.setdefault("quantity", [])
         for value, type_name in nodes:
             for amount, system, code in quantities(value, type_name):
-                found.append({"pk": pk, "sp": param.key, "value": amount,
-                              "system": system[:TOKEN_MAX], "code": code[:TOKEN_MAX]})
+                found.append((param.key, amount, system[:TOKEN_MAX], code[:TOKEN_MAX]))
 
     def reference_target(self, literal: str, param: SearchParam) -> tuple[str, str, str | None]:
         if self.base_url and literal.startswith(self.base_url + "/"):
@@ -248,7 +265,7 @@ class Indexer:
         return parse_reference(literal)
 
     def add_references(
-        self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]
+        self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]
     ) -> None:
         found = rows.setdefault("reference", [])
         seen: set[tuple[str, str]] = set()
@@ -261,9 +278,8 @@ class Indexer:
                 identifier = value.get("identifier")
                 if isinstance(identifier, dict):
                     for system, code in token_values(identifier, "Identifier"):
-                        rows.setdefault("token", []).append({
-                            "pk": pk, "sp": param.derived_key("identifier"),
-                            "system": system[:TOKEN_MAX], "code": code[:TOKEN_MAX]})
+                        rows.setdefault("token", []).append(
+                            (param.derived_key("identifier"), system[:TOKEN_MAX], code[:TOKEN_MAX]))
                 literal = value.get("reference")
                 if not isinstance(literal, str) or literal.startswith("#"):
                     continue
@@ -275,13 +291,13 @@ class Indexer:
                 continue
             if (entry[0], entry[1]) not in seen:
                 seen.add((entry[0], entry[1]))
-                found.append({"pk": pk, "sp": param.key, "ttype": entry[0], "tid": entry[1], "tversion": entry[2]})
+                found.append((param.key, entry[0], entry[1], entry[2]))
 
-    def add_uris(self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
+    def add_uris(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:
         found = rows.setdefault("uri", [])
         for value, _type_name in nodes:
             if isinstance(value, str):
-                found.append({"pk": pk, "sp": param.key, "value": value[:URI_MAX]})
+                found.append((param.key, value[:URI_MAX]))
 
     def component_step(self, expression: str) -> Callable[[Node, dict[str, Any]], list[Node]]:
         key = ("", expression)
@@ -292,7 +308,7 @@ class Indexer:
         return step
 
     def add_composites(
-        self, rows: Rows, pk: int, param: SearchParam, nodes: list[Node], root: dict[str, Any]
+        self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]
     ) -> None:
         if len(param.components) != 2:
             return
@@ -302,39 +318,36 @@ class Indexer:
             return
         found = rows.setdefault("composite", [])
         for node in nodes:
+            tails = self.composite_tails(second_param.type, self.component_step(second.expression)(node, root))
+            if not tails:
+                continue
             heads = [
                 pair for value, type_name in self.component_step(first.expression)(node, root)
                 for pair in token_values(value, type_name)
             ]
-            if not heads:
-                continue
-            for tail in self.composite_tails(second_param.type, self.component_step(second.expression)(node, root)):
+            for tail in tails:
                 for system, code in heads:
-                    found.append({"pk": pk, "sp": param.key, "system": system[:TOKEN_MAX],
-                                  "code": code[:TOKEN_MAX], **tail})
+                    found.append((param.key, system[:TOKEN_MAX], code[:TOKEN_MAX], *tail))
 
     @staticmethod
-    def composite_tails(kind: str, nodes: list[Node]) -> list[dict[str, Any]]:
-        tails: list[dict[str, Any]] = []
+    def composite_tails(kind: str, nodes: list[Node]) -> list[tuple[Any, ...]]:
+        """(text, text_system, lo, hi) of a composite's second component."""
+        tails: list[tuple[Any, ...]] = []
         for value, type_name in nodes:
             if kind == "token":
-                tails.extend({"text_system": s[:TOKEN_MAX], "text": c[:TOKEN_MAX], "lo": None, "hi": None}
-                             for s, c in token_values(value, type_name))
+                tails.extend((c[:TOKEN_MAX], s[:TOKEN_MAX], None, None) for s, c in token_values(value, type_name))
             elif kind == "quantity":
-                tails.extend({"text_system": s[:TOKEN_MAX], "text": c[:TOKEN_MAX], "lo": v, "hi": v}
-                             for v, s, c in quantities(value, type_name))
+                tails.extend((c[:TOKEN_MAX], s[:TOKEN_MAX], v, v) for v, s, c in quantities(value, type_name))
             elif kind == "number":
-                tails.extend({"text_system": None, "text": None, "lo": v, "hi": v} for v in numbers(value, type_name))
+                tails.extend((None, None, v, v) for v in numbers(value, type_name))
             elif kind == "date":
-                tails.extend({"text_system": None, "text": None, "lo": float(lo), "hi": float(hi)}
-                             for lo, hi in date_ranges(value, type_name))
+                tails.extend((None, None, float(lo), float(hi)) for lo, hi in date_ranges(value, type_name))
             elif kind == "string":
-                tails.extend({"text_system": None, "text": normalise(s), "lo": None, "hi": None}
-                             for s in string_values(value, type_name))
+                tails.extend((normalise(s), None, None, None) for s in string_values(value, type_name))
             elif kind in ("uri", "reference"):
                 literal = value.get("reference") if isinstance(value, dict) else value
                 if isinstance(literal, str):
-                    tails.append({"text_system": None, "text": literal[:TOKEN_MAX], "lo": None, "hi": None})
+                    tails.append((literal[:TOKEN_MAX], None, None, None))
         return tails
 
 

@@ -7,7 +7,9 @@ from sqlalchemy import delete, func, insert, select, update
 from tqdm import tqdm
 
 from ..config import Settings
-from .db import make_engine, transaction
+from .bulk import insert_rows
+from .db import Database, transaction
+from .indexer import COLUMNS
 from .schema import INDEX_TABLES, reindex_state, resource_versions, resources
 from .services import StoreServices
 
@@ -16,10 +18,10 @@ STATE_NAME = "search-indexes"
 
 def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False, progress: bool = True) -> int:
     """Reindex every current resource after the last finished key; returns how many were done."""
-    engine = make_engine(settings.database_url)
-    services = StoreServices.build(engine, settings.base_url)
+    database = Database.connect(settings.database_url)
+    services = StoreServices.build(database, settings.base_url)
     digest = services.registry.digest
-    with transaction(engine, writing=True) as connection:
+    with transaction(database, writing=True) as connection:
         state = connection.execute(select(reindex_state).where(reindex_state.c.name == STATE_NAME)).first()
         if state is None or restart or state.definitions != digest or state.finished:
             connection.execute(delete(reindex_state).where(reindex_state.c.name == STATE_NAME))
@@ -28,7 +30,7 @@ def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False
             last_pk = 0
         else:
             last_pk = state.last_pk
-    with engine.connect() as connection:
+    with database.reader.connect() as connection:
         remaining = connection.execute(
             select(func.count()).select_from(resources)
             .where(resources.c.pk > last_pk, resources.c.deleted.is_(False))
@@ -36,7 +38,7 @@ def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False
     done = 0
     with tqdm(total=remaining, desc="reindex", unit="res", disable=not progress) as bar:
         while True:
-            with transaction(engine, writing=True) as connection:
+            with transaction(database, writing=True) as connection:
                 rows = connection.execute(
                     select(resources.c.pk, resource_versions.c.body)
                     .join(resource_versions, (resource_versions.c.pk == resources.c.pk)
@@ -51,17 +53,16 @@ def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False
                 pks = [row.pk for row in rows]
                 for table in INDEX_TABLES.values():
                     connection.execute(delete(table).where(table.c.pk.in_(pks)))
-                pending: dict[str, list[dict]] = {}
+                pending: dict[str, list[tuple]] = {}
                 for row in rows:
-                    for name, found in services.indexer.rows(row.pk, orjson.loads(row.body)).items():
-                        pending.setdefault(name, []).extend(found)
+                    for name, found in services.indexer.rows(orjson.loads(row.body)).items():
+                        pending.setdefault(name, []).extend((row.pk, *item) for item in found)
                 for name, found in pending.items():
-                    if found:
-                        connection.execute(insert(INDEX_TABLES[name]), found)
+                    insert_rows(connection, INDEX_TABLES[name].name, COLUMNS[name], found)
                 last_pk = pks[-1]
                 connection.execute(update(reindex_state).where(reindex_state.c.name == STATE_NAME)
                                    .values(last_pk=last_pk))
             done += len(rows)
             bar.update(len(rows))
-    engine.dispose()
+    database.dispose()
     return done

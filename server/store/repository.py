@@ -15,7 +15,9 @@ from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, preco
 from ..fhir.searchparams import param_key
 from ..security.context import Caller
 from ..security.policy import authorize
+from .bulk import allocate_keys, driver_query, insert_rows
 from .db import advisory_lock
+from .indexer import COLUMNS
 from .schema import INDEX_TABLES, resource_versions, resources
 
 if TYPE_CHECKING:
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
     from .services import StoreServices
 
 MAX_CONDITIONAL_DELETES = 100
+CURRENT_SQL = (
+    "SELECT r.version, r.updated, r.deleted, v.body FROM resources r "
+    "JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version WHERE r.type = ? AND r.id = ?"
+)
+RESOURCE_COLUMNS = ("pk", "type", "id", "version", "updated", "deleted")
+VERSION_COLUMNS = ("pk", "version", "type", "id", "updated", "method", "body")
 
 
 @dataclass(frozen=True)
@@ -73,15 +81,28 @@ class WriteResult:
 
 
 @dataclass
-class PendingRows:
-    """Version and index rows waiting to be written in bulk."""
+class PendingCreate:
+    """A new resource whose rows are written at the next flush, when its key is allocated."""
 
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    index: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    type: str
+    id: str
+    updated: int
+    method: str
+    body: str
+    index: dict[str, list[tuple[Any, ...]]]
+
+
+@dataclass
+class PendingRows:
+    """Rows waiting to be written in bulk: new resources, versions, index rows, keys to reindex."""
+
+    creates: list[PendingCreate] = field(default_factory=list)
+    versions: list[tuple[Any, ...]] = field(default_factory=list)
+    index: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     stale: list[int] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.versions or self.index or self.stale)
+        return not (self.creates or self.versions or self.index or self.stale)
 
 
 def parse_etag(value: str | None) -> int | None:
@@ -139,15 +160,11 @@ class Repository:
         return stored
 
     def fetch_current(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = self.connection.execute(
-            select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body)
-            .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
-                                          resource_versions.c.version == resources.c.version))
-            .where(resources.c.type == resource_type, resources.c.id == resource_id)
-        ).first()
+        row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
         if row is None:
             return None
-        return StoredResource(resource_type, resource_id, row.version, row.updated, row.deleted, row.body)
+        version, updated, deleted, body = row
+        return StoredResource(resource_type, resource_id, version, updated, bool(deleted), body)
 
     def fetch_many(self, pks: list[int]) -> dict[int, StoredResource]:
         """Current versions of resources by primary key (deleted ones left out)."""
@@ -224,7 +241,7 @@ class Repository:
             if existing is not None:
                 return WriteResult(200, existing, "A matching resource already exists; nothing created")
         new_id = assigned_id or str(uuid.uuid4())
-        stored = self.insert_new(resource_type, new_id, resource, "POST")
+        stored = self.queue_create(resource_type, new_id, resource, "POST")
         return WriteResult(201, stored, f"Created {resource_type}/{new_id}")
 
     def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
@@ -371,7 +388,20 @@ class Repository:
         body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
         return orjson.dumps(body).decode()
 
+    def queue_create(self, resource_type: str, resource_id: str, resource: dict[str, Any],
+                     method: str) -> StoredResource:
+        """Create a resource whose id nobody else can hold (server-assigned): rows go out at flush."""
+        updated = now_us()
+        body = self.canonical(resource_type, resource_id, resource, 1, updated)
+        index = self.services.indexer.rows({**resource, "id": resource_id})
+        self.pending.creates.append(PendingCreate(resource_type, resource_id, updated, method, body, index))
+        stored = StoredResource(resource_type, resource_id, 1, updated, False, body)
+        for hook in self.after_write:
+            hook(stored, resource)
+        return stored
+
     def insert_new(self, resource_type: str, resource_id: str, resource: dict[str, Any], method: str) -> StoredResource:
+        """Create with a client-chosen id: the row is inserted now so a concurrent create conflicts here."""
         updated = now_us()
         pk = self.connection.execute(
             insert(resources).returning(resources.c.pk),
@@ -392,15 +422,14 @@ class Repository:
                version: int, updated: int, method: str, *, fresh: bool) -> StoredResource:
         """Queue the version row and the index rows of a write."""
         body = None if resource is None else self.canonical(resource_type, resource_id, resource, version, updated)
-        self.pending.versions.append({"pk": pk, "version": version, "type": resource_type, "id": resource_id,
-                                      "updated": updated, "method": method, "body": body})
+        self.pending.versions.append((pk, version, resource_type, resource_id, updated, method, body))
         if not fresh:
             self.pending.stale.append(pk)
         if resource is not None:
             indexed = {**resource, "id": resource_id}
-            for table, rows in self.services.indexer.rows(pk, indexed).items():
+            for table, rows in self.services.indexer.rows(indexed).items():
                 if rows:
-                    self.pending.index.setdefault(table, []).extend(rows)
+                    self.pending.index.setdefault(table, []).extend((pk, *row) for row in rows)
         stored = StoredResource(resource_type, resource_id, version, updated, resource is None, body)
         for hook in self.after_write:
             hook(stored, resource)
@@ -416,14 +445,25 @@ class Repository:
         if pending.empty():
             return
         self.pending = PendingRows()
+        if pending.creates:
+            self.write_creates(pending)
         if pending.stale:
             for table in INDEX_TABLES.values():
                 self.connection.execute(delete(table).where(table.c.pk.in_(pending.stale)))
-        if pending.versions:
-            self.connection.execute(insert(resource_versions), pending.versions)
+        insert_rows(self.connection, "resource_versions", VERSION_COLUMNS, pending.versions)
         for name, rows in pending.index.items():
-            if rows:
-                self.connection.execute(insert(INDEX_TABLES[name]), rows)
+            insert_rows(self.connection, INDEX_TABLES[name].name, COLUMNS[name], rows)
+
+    def write_creates(self, pending: PendingRows) -> None:
+        """Allocate keys for queued creates and turn them into resource, version and index rows."""
+        keys = allocate_keys(self.connection, len(pending.creates))
+        rows = []
+        for pk, create in zip(keys, pending.creates, strict=True):
+            rows.append((pk, create.type, create.id, 1, create.updated, False))
+            pending.versions.append((pk, 1, create.type, create.id, create.updated, create.method, create.body))
+            for name, index_rows in create.index.items():
+                pending.index.setdefault(name, []).extend((pk, *row) for row in index_rows)
+        insert_rows(self.connection, "resources", RESOURCE_COLUMNS, rows)
 
 
 def is_unique_violation(exc: Exception) -> bool:

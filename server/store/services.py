@@ -15,7 +15,7 @@ from ..fhir.searchparams import SearchParamRegistry
 from ..fhir.types import TypeRegistry, read_profile_text
 from ..fhir.validate import ResourceValidator
 from ..security.context import Caller
-from .db import transaction
+from .db import Database, transaction
 from .indexer import Indexer
 from .repository import Repository
 from .search.engine import SearchEngine
@@ -25,7 +25,7 @@ from .search.engine import SearchEngine
 class StoreServices:
     """Everything shared by repositories of one process; built once, read-only afterwards."""
 
-    engine: Engine
+    database: Database
     types: TypeRegistry
     elements: ElementModel
     bindings: BindingChecker
@@ -36,7 +36,7 @@ class StoreServices:
     base_url: str
 
     @classmethod
-    def build(cls, engine: Engine, base_url: str) -> StoreServices:
+    def build(cls, database: Database, base_url: str) -> StoreServices:
         types = TypeRegistry.load()
         elements = ElementModel.load()
         bindings = BindingChecker.load()
@@ -44,7 +44,7 @@ class StoreServices:
         compartment = patient_compartment()
         search = SearchEngine(registry, base_url, bindings.codes, compartment)
         return cls(
-            engine=engine,
+            database=database,
             types=types,
             elements=elements,
             bindings=bindings,
@@ -55,10 +55,15 @@ class StoreServices:
             base_url=base_url,
         )
 
+    @property
+    def engine(self) -> Engine:
+        """The writing engine (tools and tests that need a plain connection)."""
+        return self.database.writer
+
     @contextmanager
     def unit(self, caller: Caller, *, writing: bool) -> Iterator[Repository]:
         """A repository inside one database transaction: committed on success, rolled back on error."""
-        with transaction(self.engine, writing=writing) as connection:
+        with transaction(self.database, writing=writing) as connection:
             repository = Repository(connection, caller, self)
             yield repository
             repository.flush()

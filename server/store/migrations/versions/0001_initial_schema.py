@@ -124,6 +124,8 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=True, comment='the canonical JSON; null for a delete'),
     sa.PrimaryKeyConstraint('pk', 'version')
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE resource_versions ALTER COLUMN body SET COMPRESSION lz4")
     with op.batch_alter_table('resource_versions', schema=None) as batch_op:
         batch_op.create_index('ix_versions_type_updated', ['type', 'updated'], unique=False)
         batch_op.create_index('ix_versions_updated', ['updated'], unique=False)
