@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from .api.app import FhirApi
 from .api.http import blueprint, install_error_funnel
+from .api.operations import register_all
 from .config import Settings
 from .store.db import Database
 from .store.services import StoreServices
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = StoreServices.build(database, settings.base_url)
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)
+    register_all(fhir_api)
     app.extensions["sharedcare"] = fhir_api
     app.extensions["sharedcare.settings"] = settings
     app.register_blueprint(blueprint(settings.fhir_path))

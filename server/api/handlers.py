@@ -145,13 +145,14 @@ def criteria_of(ix: Interaction) -> str:
 # ---------------------------------------------------------------------- search
 
 def search_type(ix: Interaction) -> FhirResponse:
-    result = ix.repo.search(ix.type, ix.request.query_params(), strict=ix.request.strict)
+    result = ix.repo.search(ix.type, ix.request.query_params(), strict=ix.request.strict,
+                            base_url=ix.request.base_url)
     return search_bundle(ix, result, f"{ix.request.base_url}/{ix.type}")
 
 
 def search_system(ix: Interaction) -> FhirResponse:
     params = ix.request.query_params()
-    result = ix.repo.search(None, params, strict=ix.request.strict)
+    result = ix.repo.search(None, params, strict=ix.request.strict, base_url=ix.request.base_url)
     types = ix.request.param("_type")
     applied = [("_type", types)] if types else []
     return search_bundle(ix, result, ix.request.base_url, applied)
@@ -162,7 +163,7 @@ def search_compartment(ix: Interaction) -> FhirResponse:
         raise bad_request(f"{ix.type} has no compartment on this server")
     target = ix.vars["compartment"]
     result = ix.repo.search(target, ix.request.query_params(), strict=ix.request.strict,
-                            compartment=(ix.type, ix.id))
+                            compartment=(ix.type, ix.id), base_url=ix.request.base_url)
     return search_bundle(ix, result, f"{ix.request.base_url}/{ix.type}/{ix.id}/{target}")
 
 

@@ -49,3 +49,44 @@ def test_every_example_is_stored_or_refused(client, shared_dir):
     assert stored == 688
     assert len(refused) == 15
     assert set(refused) >= REFUSED_BY_STRUCTURE
+
+
+def matches_family(resource: dict, prefix: str) -> bool:
+    return any(name.get("family", "").lower().startswith(prefix) for name in resource.get("name", []))
+
+
+@pytest.mark.slow
+def test_searches_over_the_examples(client, shared_dir):
+    """Search results over the HL7 examples equal what the example files themselves say."""
+    examples = [json.loads(p.read_text()) for p in example_files(shared_dir)]
+    supported = client.application.extensions["sharedcare"].services.types.supported
+    for resource in examples:
+        if resource["resourceType"] in supported:
+            client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", data=orjson.dumps(resource),
+                       content_type=FHIR_JSON)
+    by_type: dict[str, list[dict]] = {}
+    for resource in examples:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+
+    def ids(resource_type: str) -> str:
+        return ",".join(r["id"] for r in by_type[resource_type])
+
+    def search(resource_type: str, query: str) -> set[str]:
+        body = client.get(f"/fhir/{resource_type}?{query}&_id={ids(resource_type)}&_count=1000").get_json()
+        return {e["resource"]["id"] for e in body.get("entry", []) if e["search"]["mode"] == "match"}
+
+    patients = [r for r in by_type["Patient"] if r["id"] != "pat-ex"] or by_type["Patient"]
+    expected = {r["id"] for r in patients if matches_family(r, "chalmers")}
+    assert expected and search("Patient", "family=chalmers") >= expected
+    observations = [r for r in by_type["Observation"] if "subject" in r]
+    expected = {r["id"] for r in observations if r["subject"].get("reference") == "Patient/example"}
+    assert len(expected) == 30
+    assert search("Observation", "subject=Patient/example") == expected
+    loinc = {r["id"] for r in by_type["Observation"]
+             if any(c.get("system") == "http://loinc.org" and c.get("code") == "29463-7"
+                    for c in r.get("code", {}).get("coding", []))}
+    assert loinc and search("Observation", "code=http://loinc.org|29463-7") == loinc
+    active = {r["id"] for r in by_type["MedicationRequest"] if r.get("status") == "active"}
+    assert active and search("MedicationRequest", "status=active") == active
+    female = {r["id"] for r in by_type["Patient"] if r.get("gender") == "female"}
+    assert search("Patient", "gender=female") == female

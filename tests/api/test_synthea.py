@@ -64,6 +64,7 @@ def test_synthea_set_loads(fresh_app, shared_dir, name):
         target = stored["participant"][0]["individual"]["reference"]
         practitioner = client.get(f"/fhir/{target}").get_json()
         assert any(i["value"] == npi for i in practitioner["identifier"])
+    check_searches(client, archive)
     # posting the hospital and practitioner batches again creates no duplicate of anything they create
     # conditionally (ifNoneExist); entries without a condition are new resources, as FHIR requires
     conditional_types = {
@@ -80,3 +81,26 @@ def test_synthea_set_loads(fresh_app, shared_dir, name):
                 expected = "200" if entry["request"].get("ifNoneExist") else "201"
                 assert answer["response"]["status"].startswith(expected), (file_name, answer)
     assert {t: count(client, t) for t in conditional_types} == before
+
+
+def check_searches(client, archive: Path) -> None:
+    """Counts from searches equal counts taken from the bundles themselves."""
+    heights = 0
+    patient_bundles = [json.loads(data) for name, data in bundles(archive) if "Information" not in name]
+    for bundle in patient_bundles:
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] == "Observation" and any(
+                    c.get("code") == "8302-2" for c in resource.get("code", {}).get("coding", [])):
+                heights += 1
+    assert count(client, "Observation", "code=http://loinc.org|8302-2") == heights
+    first = patient_bundles[0]
+    patient = next(e["resource"] for e in first["entry"] if e["resource"]["resourceType"] == "Patient")
+    identifier = patient["identifier"][0]
+    found = client.get(f"/fhir/Patient?identifier={identifier['system']}|{identifier['value']}").get_json()
+    patient_id = found["entry"][0]["resource"]["id"]
+    encounters = sum(1 for e in first["entry"] if e["resource"]["resourceType"] == "Encounter")
+    assert count(client, "Encounter", f"patient={patient_id}") == encounters
+    conditions = sum(1 for e in first["entry"] if e["resource"]["resourceType"] == "Condition")
+    assert count(client, "Condition", f"subject:Patient.identifier={identifier['system']}|{identifier['value']}") \
+        == conditions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -89,13 +89,17 @@ class SearchEngine:
         return QueryParser(self.registry, resource_types, strict).parse(params)
 
     def search(self, repo: Repository, resource_type: str | None, params: list[tuple[str, str]], *,
-               strict: bool = False, compartment: tuple[str, str] | None = None) -> SearchResult:
+               strict: bool = False, compartment: tuple[str, str] | None = None,
+               base_url: str | None = None) -> SearchResult:
         types = self.types_for(resource_type, params)
         query = self.parse(types, params, strict)
         extra: list[ColumnElement[bool]] = []
         if compartment is not None:
             extra.append(self.compartment_predicate(resources, types, *compartment))
-        return self.run(repo, query, extra)
+        context = self.context
+        if base_url and not context.base_url:
+            context = replace(context, base_url=base_url.rstrip("/"))
+        return self.run(repo, query, extra, context)
 
     def match_criteria(self, repo: Repository, resource_type: str, query_text: str, *, what: str
                        ) -> list[tuple[int, str]]:
@@ -121,15 +125,16 @@ class SearchEngine:
 
     # --------------------------------------------------------------------- SQL
 
-    def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]]):
+    def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None):
         types = query.resource_types
         type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
         clauses = [type_clause, resources.c.deleted.is_(False), *extra]
-        clauses.extend(predicates.build(c, resources, self.context) for c in query.criteria)
+        clauses.extend(predicates.build(c, resources, context or self.context) for c in query.criteria)
         return select(resources.c.pk).where(*clauses)
 
-    def run(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]]) -> SearchResult:
-        base = self.filtered(query, extra)
+    def run(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]],
+            context: SearchContext | None = None) -> SearchResult:
+        base = self.filtered(query, extra, context)
         total = None
         if query.total == "accurate" or query.summary == "count" or query.count == 0:
             total = self.count(repo, base)
@@ -137,7 +142,7 @@ class SearchEngine:
             total = self.estimate(repo, base)
         if query.summary == "count" or query.count == 0:
             return SearchResult(query, [], [], total if total is not None else self.count(repo, base))
-        ordered = base.order_by(*self.order_by(query.sort), resources.c.pk)
+        ordered = base.order_by(*self.order_by(query.sort, query.resource_types), resources.c.pk)
         rows = repo.connection.execute(ordered.limit(query.count + 1).offset(query.offset)).scalars().all()
         has_next = len(rows) > query.count
         pks = list(rows[:query.count])
@@ -160,7 +165,7 @@ class SearchEngine:
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
 
-    def order_by(self, keys: list[SortKey]) -> list[Any]:
+    def order_by(self, keys: list[SortKey], types: tuple[str, ...]) -> list[Any]:
         clauses = []
         for key in keys:
             if key.name == "_id":
@@ -168,15 +173,14 @@ class SearchEngine:
             elif key.name == "_lastUpdated":
                 column = resources.c.updated
             else:
-                column = self.sort_value(key)
+                column = self.sort_value(key, types)
             clauses.append(nulls_last(column.desc() if key.descending else column.asc()))
         return clauses
 
-    def sort_value(self, key: SortKey) -> Any:
+    def sort_value(self, key: SortKey, types: tuple[str, ...]) -> Any:
         assert key.param is not None
         table, low, high = SORT_COLUMNS[key.param.type]
-        keys = [p.key for t in self.registry.types.supported
-                if (p := self.registry.get(t, key.name)) is not None and p.type == key.param.type]
+        keys = [p.key for t in types if (p := self.registry.get(t, key.name)) is not None]
         column = table.c[high] if key.descending else table.c[low]
         aggregate = func.max(column) if key.descending else func.min(column)
         return (
@@ -187,17 +191,61 @@ class SearchEngine:
     def compartment_predicate(self, row: FromClause, types: tuple[str, ...], compartment_type: str,
                               compartment_id: str) -> ColumnElement[bool]:
         """Membership of the compartment `compartment_type/compartment_id` (Patient compartment)."""
+        keys = self.compartment_keys(types)
+        if not keys:
+            raise bad_request(f"No resources of {', '.join(types)} are in a {compartment_type} compartment")
+        ref = idx_reference.c
+        members = select(ref.pk).where(ref.tid == compartment_id, ref.ttype == compartment_type, ref.sp.in_(keys))
+        return row.c.pk.in_(members)
+
+    # ---------------------------------------------------------------- everything
+
+    def compartment_keys(self, types: list[str] | tuple[str, ...]) -> list[int]:
         keys = []
         for type_name in types:
             for code in self.compartment.get(type_name, []):
                 param = self.registry.get(type_name, code)
                 if param is not None:
                     keys.append(param.key)
-        if not keys:
-            raise bad_request(f"No resources of {', '.join(types)} are in a {compartment_type} compartment")
+        return keys
+
+    def everything(self, repo: Repository, patient_id: str, *, since: int | None, types: list[str],
+                   count: int, offset: int) -> SearchResult:
+        """A page of the patient and their compartment (by key), with the resources they refer to."""
+        member_types = [t for t in (types or sorted(self.compartment)) if t in self.compartment]
         ref = idx_reference.c
-        members = select(ref.pk).where(ref.tid == compartment_id, ref.ttype == compartment_type, ref.sp.in_(keys))
-        return row.c.pk.in_(members)
+        members = select(ref.pk).where(
+            ref.tid == patient_id, ref.ttype == "Patient", ref.sp.in_(self.compartment_keys(member_types)))
+        in_scope = resources.c.pk.in_(members)
+        if not types or "Patient" in types:
+            in_scope = in_scope | ((resources.c.type == "Patient") & (resources.c.id == patient_id))
+        statement = select(resources.c.pk).where(in_scope, resources.c.deleted.is_(False))
+        if types:
+            statement = statement.where(resources.c.type.in_(types))
+        if since is not None:
+            statement = statement.where(resources.c.updated >= since)
+        rows = repo.connection.execute(
+            statement.order_by(resources.c.pk).limit(count + 1).offset(offset)).scalars().all()
+        pks = list(rows[:count])
+        fetched = repo.fetch_many(pks)
+        matches = [fetched[pk] for pk in pks if pk in fetched]
+        referenced = select(ref.ttype, ref.tid).where(ref.pk.in_(pks), ref.ttype.not_in(["Patient", ""]))
+        targets: dict[str, set[str]] = {}
+        for row in repo.connection.execute(referenced):
+            if not types or row.ttype in types:
+                targets.setdefault(row.ttype, set()).add(row.tid)
+        seen = set(pks)
+        included_pks: list[int] = []
+        for ttype, ids in targets.items():
+            if ttype in self.compartment:
+                continue  # compartment types are members in their own right, on their own page
+            found = repo.connection.execute(
+                select(resources.c.pk).where(resources.c.type == ttype, resources.c.id.in_(sorted(ids)),
+                                             resources.c.deleted.is_(False))).scalars()
+            included_pks.extend(pk for pk in found if pk not in seen)
+        included = list(repo.fetch_many(included_pks).values())
+        total = len(matches) if offset == 0 and len(rows) <= count else None
+        return SearchResult(SearchQuery(("Patient",)), matches, included, total, len(rows) > count)
 
     # ------------------------------------------------------------------ includes
 

@@ -1,0 +1,15 @@
+"""FHIR operations ($name): each module registers its operations with the FhirApi."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..app import FhirApi
+
+
+def register_all(api: FhirApi) -> None:
+    """Register every operation the server implements."""
+    from . import everything
+
+    everything.register(api)
