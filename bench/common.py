@@ -71,7 +71,8 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
             except requests.RequestException:
                 time.sleep(0.2)
         else:
-            raise RuntimeError("gunicorn did not start: " + (process.stderr.read(2000).decode() if process.stderr else ""))
+            errors = process.stderr.read(2000).decode() if process.stderr else ""
+            raise RuntimeError("gunicorn did not start: " + errors)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -88,7 +89,7 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None = None) ->
     command = ["wrk", "-t", str(min(connections, 4)), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
-    output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     found = {"rps": rate}
     for label, key in (("50%", "p50"), ("99%", "p99")):

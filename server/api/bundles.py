@@ -41,6 +41,7 @@ class Entry:
     request: dict[str, Any]
     assigned: str | None = None
     existing: FhirResponse | None = None
+    matches: list[tuple[int, str]] | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -132,8 +133,11 @@ class BundleProcessor:
         for entry in ordered:
             if entry.method == "DELETE":
                 responses[entry.index] = self.located(entry, lambda e=entry: self.dispatch(e, outer, repo))
+        self.resolve_conditions(ordered, repo)
         for entry in ordered:
             self.located(entry, lambda e=entry: self.assign_identity(e, repo, identities))
+        repo.prefetch_current([tuple(e.url.split("/", 1)) for e in ordered  # type: ignore[misc]
+                               if e.method == "PUT" and "?" not in e.url and e.url.count("/") == 1])
         for entry in ordered:
             self.located(entry, lambda e=entry: self.resolve_references(e, repo, identities, cache))
         for entry in ordered:
@@ -152,6 +156,24 @@ class BundleProcessor:
             raise self.locate(exc, entry) from None
 
     @staticmethod
+    def resolve_conditions(entries: list[Entry], repo: Repository) -> None:
+        """Lock every condition of the transaction up front and look identifier conditions up together."""
+        conditions: dict[int, tuple[str, str]] = {}
+        for entry in entries:
+            path, _, query = entry.url.partition("?")
+            if entry.method == "POST" and entry.request.get("ifNoneExist"):
+                conditions[entry.index] = (path.strip("/"), str(entry.request["ifNoneExist"]).lstrip("?"))
+            elif entry.method == "PUT" and query:
+                conditions[entry.index] = (path.strip("/"), query)
+        if not conditions:
+            return
+        found = repo.resolve_conditions(list(conditions.values()))
+        for entry in entries:
+            condition = conditions.get(entry.index)
+            if condition is not None and condition in found:
+                entry.matches = found[condition]
+
+    @staticmethod
     def check_duplicates(entries: list[Entry]) -> None:
         seen: dict[str, int] = {}
         for entry in entries:
@@ -168,7 +190,7 @@ class BundleProcessor:
             resource_type = path.strip("/")
             if_none_exist = entry.request.get("ifNoneExist")
             if if_none_exist:
-                match = repo.conditional_match(resource_type, if_none_exist.lstrip("?"), "ifNoneExist")
+                match = self.existing_match(entry, repo, resource_type, if_none_exist.lstrip("?"))
                 if match is not None:
                     entry.existing = FhirResponse(200, match.body, {}, match)
                     self.remember(entry, identities, f"{resource_type}/{match.id}")
@@ -177,7 +199,8 @@ class BundleProcessor:
             self.remember(entry, identities, f"{resource_type}/{entry.assigned}")
         elif entry.method == "PUT":
             if query:
-                matches = repo.find(path, query, what="conditional update")
+                matches = entry.matches if entry.matches is not None else repo.find(
+                    path, query, what="conditional update")
                 if len(matches) > 1:
                     raise FhirError(412, [Issue("multiple-matches",
                                                 f"Conditional update matched {len(matches)} {path} resources")])
@@ -189,6 +212,17 @@ class BundleProcessor:
                 self.remember(entry, identities, entry.url)
             else:
                 self.remember(entry, identities, path)
+
+    @staticmethod
+    def existing_match(entry: Entry, repo: Repository, resource_type: str, query: str) -> Any:
+        """The resource an ifNoneExist condition matches (None when nothing does; 412 for several)."""
+        if entry.matches is None:
+            return repo.conditional_match(resource_type, query, "ifNoneExist")
+        if len(entry.matches) > 1:
+            count = len(entry.matches)
+            raise FhirError(412, [Issue("multiple-matches",
+                                        f"ifNoneExist matched {count} {resource_type} resources: {query}")])
+        return repo.fetch_current(resource_type, entry.matches[0][1]) if entry.matches else None
 
     @staticmethod
     def remember(entry: Entry, identities: dict[str, str], reference: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -51,6 +52,7 @@ class SearchParam:
     comparators: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
     description: str = ""
+    single: bool = False
     key: int = 0
     extractor: Extractor | None = field(default=None, repr=False)
 
@@ -138,6 +140,7 @@ class SearchParamRegistry:
             )
             if param.code not in COLUMN_PARAMS:
                 param.extractor = compile_expression(own_expression, base, model)
+                param.single = single_valued(own_expression, base, model)
             self.by_type[base][param.code] = param
             self.digest_source.append(f"{base}|{param.code}|{param.type}|{own_expression}")
 
@@ -157,6 +160,29 @@ class SearchParamRegistry:
     def indexed(self, resource_type: str) -> list[SearchParam]:
         """Parameters whose values go into index tables on write."""
         return [p for p in self.params(resource_type).values() if p.extractor is not None]
+
+
+MULTI_ROW_TYPES = frozenset({"CodeableConcept", "HumanName", "Address"})
+"""Types one value of which gives several index rows (codings, name parts, address lines)."""
+FILTERS = re.compile(r"\.(as|ofType|where)\((?:[^()]|\([^()]*\))*\)|\s+as\s+[A-Za-z]+|[()]")
+
+
+def single_valued(expression: str, root_type: str, model: ElementModel) -> bool:
+    """Whether an expression gives at most one value per resource (all its branches name one
+    non-repeating element, choice types aside), which lets sorting join its index row directly."""
+    paths = {FILTERS.sub("", part).strip() for part in split_union(expression)}
+    if len(paths) != 1:
+        return False
+    steps = paths.pop().split(".")
+    if steps[0] not in (root_type, "Resource", "DomainResource") or len(steps) < 2:
+        return False
+    owner = root_type
+    for name in steps[1:]:
+        element = model.element(owner, name)
+        if element is None or element.many or MULTI_ROW_TYPES.intersection(element.types):
+            return False
+        owner = element.ref or (element.types[0] if element.types else "")
+    return True
 
 
 def project_search_parameters() -> list[dict[str, Any]]:

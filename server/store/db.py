@@ -105,3 +105,13 @@ def advisory_lock(connection: Connection, key: int) -> None:
     """Serialise writers on a key for the rest of the transaction (SQLite is serial already)."""
     if is_postgres(connection):
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def advisory_locks(connection: Connection, keys: list[int]) -> None:
+    """Take many advisory locks in one statement, in key order (so concurrent takers cannot deadlock)."""
+    if keys and is_postgres(connection):
+        connection.execute(
+            text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                 "ORDER BY 1) AS ordered"),
+            {"keys": sorted(set(keys))},
+        )

@@ -114,11 +114,12 @@ def date_ranges(value: Any, type_name: str) -> list[tuple[int, int]]:
             high = parse_range(value["end"])[1] if "end" in value else MAX_US
             return [(low, high)] if "start" in value or "end" in value else []
         if type_name == "Timing":
+            # one row spanning every event and the repeat bounds, so a Timing is one value
             ranges = [parse_range(event) for event in value.get("event", ()) if isinstance(event, str)]
             bounds = value.get("repeat", {}).get("boundsPeriod")
             if isinstance(bounds, dict):
                 ranges.extend(date_ranges(bounds, "Period"))
-            return ranges
+            return [(min(r[0] for r in ranges), max(r[1] for r in ranges))] if ranges else []
     except DateFormatError:
         return []
     return []

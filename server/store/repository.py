@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
@@ -16,7 +16,7 @@ from ..fhir.searchparams import param_key
 from ..security.context import Caller
 from ..security.policy import authorize
 from .bulk import allocate_keys, driver_query, insert_rows
-from .db import advisory_lock
+from .db import advisory_lock, advisory_locks
 from .indexer import COLUMNS
 from .schema import INDEX_TABLES, resource_versions, resources
 
@@ -61,6 +61,21 @@ class StoredResource:
         if self.body is None:
             raise gone(f"{self.type}/{self.id} is deleted")
         return orjson.loads(self.body)
+
+
+CurrentRow = tuple[int, int, int, bool, str | None]
+"""(pk, version, updated, deleted, body) of a resource's current version."""
+
+
+def current_rows() -> Any:
+    """SELECT of current rows with their bodies, locking the resources rows (FOR UPDATE on PostgreSQL)."""
+    return (
+        select(resources.c.pk, resources.c.version, resources.c.updated, resources.c.deleted,
+               resource_versions.c.body)
+        .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
+                                      resource_versions.c.version == resources.c.version))
+        .with_for_update(of=resources)
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,7 @@ class Repository:
         self.caller = caller
         self.services = services
         self.pending = PendingRows()
+        self.locked: dict[tuple[str, str], CurrentRow | None] = {}
         self.after_write: list[Callable[[StoredResource, dict[str, Any] | None], None]] = []
 
     # ----------------------------------------------------------------- reads
@@ -190,6 +206,14 @@ class Repository:
         self.flush()
         return self.services.search.search(self, resource_type, params, **options)
 
+    def resolve_conditions(self, conditions: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        """Lock and resolve many conditional criteria at once (a transaction's conditional entries).
+
+        Identifier-style criteria are looked up together; the answer leaves out any other form."""
+        self.flush()
+        advisory_locks(self.connection, [param_key(t, "?" + q) for t, q in conditions])
+        return self.services.search.match_identifiers(self, conditions)
+
     def find(self, resource_type: str, query: str, *, what: str) -> list[tuple[int, str]]:
         """Resolve conditional criteria (`identifier=x|y`) to (pk, id) pairs of current resources."""
         self.flush()
@@ -246,8 +270,10 @@ class Repository:
 
     def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
                if_match: str | None = None, method: str = "PUT") -> WriteResult:
-        """Update (or create with the client's id); a version only when the content changes."""
-        self.services.validator.validate(resource, resource_type)
+        """Update (or create with the client's id); a version only when the content changes.
+
+        Content equal to the current version is answered at once: it was validated when stored."""
+        self.services.validator.resource_type_of(resource, resource_type)
         if resource.get("id") != resource_id:
             raise bad_request(
                 f"The id in the body ({resource.get('id')!r}) must equal the id in the URL ({resource_id!r})",
@@ -256,6 +282,13 @@ class Repository:
         authorize(self.caller, "update", resource_type)
         expected = parse_etag(if_match)
         current = self.lock_current(resource_type, resource_id)
+        if current is not None and expected is not None and expected != current[1]:
+            raise precondition_failed(
+                f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
+        if current is not None and not current[3] and current[4] is not None and same_content(current[4], resource):
+            stored = StoredResource(resource_type, resource_id, current[1], current[2], False, current[4])
+            return WriteResult(200, stored, "No change: the content equals the current version")
+        self.services.validator.validate(resource, resource_type)
         if current is None:
             if expected is not None:
                 raise precondition_failed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
@@ -270,15 +303,10 @@ class Repository:
                     raise
             else:
                 return WriteResult(201, stored, f"Created {resource_type}/{resource_id}")
-        pk, version, updated, deleted, body = current
+        pk, version, updated, deleted, _body = current
         if expected is not None and expected != version:
             raise precondition_failed(
                 f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {version}")
-        if not deleted and body is not None:
-            unchanged = self.canonical(resource_type, resource_id, resource, version, updated)
-            if unchanged == body:
-                stored = StoredResource(resource_type, resource_id, version, updated, False, body)
-                return WriteResult(200, stored, "No change: the content equals the current version")
         stored = self.write_version(pk, resource_type, resource_id, resource, version + 1, updated, method)
         return WriteResult(201 if deleted else 200, stored,
                            f"Updated {resource_type}/{resource_id} to version {stored.version}")
@@ -361,21 +389,31 @@ class Repository:
             return self.fetch_current(resource_type, matches[0][1])
         return None
 
-    def lock_current(self, resource_type: str, resource_id: str) -> tuple[int, int, int, bool, str | None] | None:
-        """The current row, locked for the rest of the transaction (PostgreSQL; SQLite is serial)."""
+    def lock_current(self, resource_type: str, resource_id: str) -> CurrentRow | None:
+        """The current row and body, locked for the rest of the transaction (PostgreSQL; SQLite is serial)."""
         self.flush()
+        key = (resource_type, resource_id)
+        if key in self.locked:
+            return self.locked.pop(key)
         row = self.connection.execute(
-            select(resources.c.pk, resources.c.version, resources.c.updated, resources.c.deleted)
-            .where(resources.c.type == resource_type, resources.c.id == resource_id)
-            .with_for_update()
+            current_rows().where(resources.c.type == resource_type, resources.c.id == resource_id)
         ).first()
-        if row is None:
-            return None
-        body = self.connection.execute(
-            select(resource_versions.c.body)
-            .where(resource_versions.c.pk == row.pk, resource_versions.c.version == row.version)
-        ).scalar()
-        return row.pk, row.version, row.updated, row.deleted, body
+        return None if row is None else (row.pk, row.version, row.updated, row.deleted, row.body)
+
+    def prefetch_current(self, keys: list[tuple[str, str]]) -> None:
+        """Lock and read the current rows of many resources at once (a transaction about to update them)."""
+        self.flush()
+        wanted = sorted(set(keys) - set(self.locked))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found = {
+                (row.type, row.id): (row.pk, row.version, row.updated, row.deleted, row.body)
+                for row in self.connection.execute(
+                    current_rows().add_columns(resources.c.type, resources.c.id)
+                    .where(tuple_(resources.c.type, resources.c.id).in_(chunk)).order_by(resources.c.pk))
+            }
+            for key in chunk:
+                self.locked[key] = found.get(key)
 
     def canonical(self, resource_type: str, resource_id: str, resource: dict[str, Any],
                   version: int, updated: int) -> str:
@@ -391,6 +429,7 @@ class Repository:
     def queue_create(self, resource_type: str, resource_id: str, resource: dict[str, Any],
                      method: str) -> StoredResource:
         """Create a resource whose id nobody else can hold (server-assigned): rows go out at flush."""
+        self.locked.pop((resource_type, resource_id), None)
         updated = now_us()
         body = self.canonical(resource_type, resource_id, resource, 1, updated)
         index = self.services.indexer.rows({**resource, "id": resource_id})
@@ -421,6 +460,7 @@ class Repository:
     def record(self, pk: int, resource_type: str, resource_id: str, resource: dict[str, Any] | None,
                version: int, updated: int, method: str, *, fresh: bool) -> StoredResource:
         """Queue the version row and the index rows of a write."""
+        self.locked.pop((resource_type, resource_id), None)
         body = None if resource is None else self.canonical(resource_type, resource_id, resource, version, updated)
         self.pending.versions.append((pk, version, resource_type, resource_id, updated, method, body))
         if not fresh:
@@ -464,6 +504,29 @@ class Repository:
             for name, index_rows in create.index.items():
                 pending.index.setdefault(name, []).extend((pk, *row) for row in index_rows)
         insert_rows(self.connection, "resources", RESOURCE_COLUMNS, rows)
+
+
+VERSION_META = ("versionId", "lastUpdated", "source")
+
+
+def content_of(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource without the meta elements that describe a version rather than its content."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return resource
+    kept = {k: v for k, v in meta.items() if k not in VERSION_META}
+    trimmed = {k: v for k, v in resource.items() if k != "meta"}
+    if kept:
+        trimmed["meta"] = kept
+    return trimmed
+
+
+def same_content(stored_body: str, resource: dict[str, Any]) -> bool:
+    """Whether an update would change nothing: equal apart from versionId, lastUpdated and source
+    (a reload that only names a newer load as its source keeps the version that first wrote it)."""
+    stored = orjson.loads(stored_body)
+    candidate = {**resource, "id": stored.get("id")}
+    return content_of(stored) == content_of(candidate)
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -48,8 +48,10 @@ resource_versions = Table(
     Index("ix_versions_type_updated", "type", "updated"),
 )
 
-# Search indexes hold the current version only. `sp` is a stable 63-bit hash of
-# "<ResourceType>.<code>" (see server.store.search.params.param_key).
+# Search indexes hold the current version only. Each table has a lookup index ending in `pk` (so
+# equality lookups come out in key order and can stop early under LIMIT) and a reverse index starting
+# with `pk` (to test a candidate resource, or to delete its rows). `sp` is a stable 63-bit hash of
+# "<ResourceType>.<code>" (see server.fhir.searchparams.param_key).
 
 idx_string = Table(
     "idx_string",
@@ -58,8 +60,8 @@ idx_string = Table(
     Column("sp", BigInteger, nullable=False),
     Column("norm", String(200), nullable=False, comment="lower case, accents removed"),
     Column("exact", Text, nullable=False),
-    Index("ix_idx_string_sp_norm", "sp", "norm", postgresql_ops={"norm": "varchar_pattern_ops"}),
-    Index("ix_idx_string_pk", "pk"),
+    Index("ix_idx_string_sp_norm", "sp", "norm", "pk", postgresql_ops={"norm": "varchar_pattern_ops"}),
+    Index("ix_idx_string_pk", "pk", "sp"),
 )
 
 idx_token = Table(
@@ -69,8 +71,8 @@ idx_token = Table(
     Column("sp", BigInteger, nullable=False),
     Column("system", String(255), nullable=False, comment="empty string when absent"),
     Column("code", String(255), nullable=False),
-    Index("ix_idx_token_sp_code", "sp", "code", "system"),
-    Index("ix_idx_token_pk", "pk"),
+    Index("ix_idx_token_sp_code", "sp", "code", "system", "pk"),
+    Index("ix_idx_token_pk", "pk", "sp"),
 )
 
 idx_date = Table(
@@ -80,9 +82,9 @@ idx_date = Table(
     Column("sp", BigInteger, nullable=False),
     Column("lo", BigInteger, nullable=False),
     Column("hi", BigInteger, nullable=False),
-    Index("ix_idx_date_sp_lo", "sp", "lo"),
-    Index("ix_idx_date_sp_hi", "sp", "hi"),
-    Index("ix_idx_date_pk", "pk"),
+    Index("ix_idx_date_sp_lo", "sp", "lo", "pk"),
+    Index("ix_idx_date_sp_hi", "sp", "hi", "pk"),
+    Index("ix_idx_date_pk", "pk", "sp", "lo", "hi"),
 )
 
 idx_number = Table(
@@ -91,8 +93,8 @@ idx_number = Table(
     Column("pk", BigInteger, nullable=False),
     Column("sp", BigInteger, nullable=False),
     Column("value", Float, nullable=False),
-    Index("ix_idx_number_sp_value", "sp", "value"),
-    Index("ix_idx_number_pk", "pk"),
+    Index("ix_idx_number_sp_value", "sp", "value", "pk"),
+    Index("ix_idx_number_pk", "pk", "sp", "value"),
 )
 
 idx_quantity = Table(
@@ -103,8 +105,8 @@ idx_quantity = Table(
     Column("value", Float, nullable=False),
     Column("system", String(255), nullable=False),
     Column("code", String(255), nullable=False),
-    Index("ix_idx_quantity_sp_value", "sp", "value"),
-    Index("ix_idx_quantity_pk", "pk"),
+    Index("ix_idx_quantity_sp_value", "sp", "value", "pk"),
+    Index("ix_idx_quantity_pk", "pk", "sp", "value"),
 )
 
 idx_reference = Table(
@@ -115,9 +117,9 @@ idx_reference = Table(
     Column("ttype", String(64), nullable=False, comment="target type; empty when unknown"),
     Column("tid", String(255), nullable=False, comment="target id, or the URL when not local"),
     Column("tversion", String(64), nullable=True),
-    Index("ix_idx_reference_sp_target", "sp", "tid", "ttype"),
-    Index("ix_idx_reference_target", "tid", "ttype"),
-    Index("ix_idx_reference_pk", "pk"),
+    Index("ix_idx_reference_sp_target", "sp", "tid", "ttype", "pk"),
+    Index("ix_idx_reference_target", "tid", "ttype", "sp", "pk"),
+    Index("ix_idx_reference_pk", "pk", "sp"),
 )
 
 idx_uri = Table(
@@ -126,8 +128,8 @@ idx_uri = Table(
     Column("pk", BigInteger, nullable=False),
     Column("sp", BigInteger, nullable=False),
     Column("value", String(512), nullable=False),
-    Index("ix_idx_uri_sp_value", "sp", "value", postgresql_ops={"value": "varchar_pattern_ops"}),
-    Index("ix_idx_uri_pk", "pk"),
+    Index("ix_idx_uri_sp_value", "sp", "value", "pk", postgresql_ops={"value": "varchar_pattern_ops"}),
+    Index("ix_idx_uri_pk", "pk", "sp"),
 )
 
 idx_composite = Table(
@@ -141,8 +143,8 @@ idx_composite = Table(
     Column("text_system", String(255), nullable=True),
     Column("lo", Float, nullable=True, comment="second component as a number or date range"),
     Column("hi", Float, nullable=True),
-    Index("ix_idx_composite_sp_code", "sp", "code"),
-    Index("ix_idx_composite_pk", "pk"),
+    Index("ix_idx_composite_sp_code", "sp", "code", "pk"),
+    Index("ix_idx_composite_pk", "pk", "sp"),
 )
 
 INDEX_TABLES: dict[str, Table] = {

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ColumnElement, FromClause, func, nulls_last, select, text
+from sqlalchemy import ColumnElement, FromClause, Select, and_, func, nulls_last, select, text, tuple_, union
 
 from ...fhir.outcome import bad_request
 from ...fhir.searchparams import SearchParamRegistry
+from ..indexer import TOKEN_MAX
 from ..schema import (
     idx_date,
     idx_number,
@@ -23,12 +25,13 @@ from ..schema import (
     resources,
 )
 from . import predicates
-from .parse import Criterion, Include, QueryParser, SearchQuery, SortKey
+from .parse import Criterion, Include, QueryParser, SearchQuery
 
 if TYPE_CHECKING:
     from ..repository import Repository, StoredResource
 
 MAX_INCLUDE_ROUNDS = 4
+SIMPLE_TOKEN = re.compile(r"^[^,|\\$]+\|[^,|\\$]+$")
 MAX_INCLUDED = 2000
 MAX_CONDITIONAL_MATCHES = 1000
 
@@ -114,6 +117,41 @@ class SearchEngine:
         rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
         return [(row.pk, row.id) for row in rows]
 
+    def match_identifiers(self, repo: Repository, conditions: list[tuple[str, str]]
+                          ) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        """Resolve many conditions of the form `<token param>=<system>|<code>` in one query per
+        (type, parameter); conditions of any other form are left out of the answer."""
+        groups: dict[tuple[str, str], dict[tuple[str, str], list[str]]] = {}
+        for resource_type, query in conditions:
+            pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+            if len(pairs) != 1:
+                continue
+            name, value = pairs[0]
+            param = self.registry.get(resource_type, name)
+            if param is None or param.type != "token" or not SIMPLE_TOKEN.match(value):
+                continue
+            system, code = (part[:TOKEN_MAX] for part in value.split("|"))
+            groups.setdefault((resource_type, name), {}).setdefault((system, code), []).append(query)
+        found: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        t = idx_token.c
+        for (resource_type, name), wanted in groups.items():
+            key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
+            matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
+            values = sorted(wanted)
+            for start in range(0, len(values), 500):
+                rows = repo.connection.execute(
+                    select(t.system, t.code, resources.c.pk, resources.c.id)
+                    .join(resources, resources.c.pk == t.pk)
+                    .where(t.sp == key, tuple_(t.system, t.code).in_(values[start:start + 500]),
+                           resources.c.type == resource_type, resources.c.deleted.is_(False))
+                )
+                for row in rows:
+                    matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
+            for pair, queries in wanted.items():
+                for query in queries:
+                    found[(resource_type, query)] = sorted(set(matches.get(pair, [])))
+        return found
+
     def types_for(self, resource_type: str | None, params: list[tuple[str, str]]) -> tuple[str, ...]:
         if resource_type:
             return (resource_type,)
@@ -142,7 +180,7 @@ class SearchEngine:
             total = self.estimate(repo, base)
         if query.summary == "count" or query.count == 0:
             return SearchResult(query, [], [], total if total is not None else self.count(repo, base))
-        ordered = base.order_by(*self.order_by(query.sort, query.resource_types), resources.c.pk)
+        ordered = self.sorted(base, query)
         rows = repo.connection.execute(ordered.limit(query.count + 1).offset(query.offset)).scalars().all()
         has_next = len(rows) > query.count
         pks = list(rows[:query.count])
@@ -165,28 +203,34 @@ class SearchEngine:
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
 
-    def order_by(self, keys: list[SortKey], types: tuple[str, ...]) -> list[Any]:
+    def sorted(self, base: Select, query: SearchQuery) -> Select:
+        """Order by the sort keys, then by key. A parameter with one index row per resource is joined
+        (an index lookup per candidate); others take the minimum or maximum of their rows."""
         clauses = []
-        for key in keys:
+        joined = resources
+        for key in query.sort:
             if key.name == "_id":
                 column: Any = resources.c.id
             elif key.name == "_lastUpdated":
                 column = resources.c.updated
             else:
-                column = self.sort_value(key, types)
+                assert key.param is not None
+                table, low, high = SORT_COLUMNS[key.param.type]
+                keys = [p.key for t in query.resource_types if (p := self.registry.get(t, key.name)) is not None]
+                single = all(p.single for t in query.resource_types if (p := self.registry.get(t, key.name)))
+                if single:
+                    row = table.alias()
+                    joined = joined.outerjoin(row, and_(row.c.pk == resources.c.pk, predicates.sp_match(row, keys)))
+                    column = row.c[high] if key.descending else row.c[low]
+                else:
+                    value = table.c[high] if key.descending else table.c[low]
+                    aggregate = func.max(value) if key.descending else func.min(value)
+                    column = (select(aggregate).where(table.c.pk == resources.c.pk, predicates.sp_match(table, keys))
+                              .scalar_subquery())
             clauses.append(nulls_last(column.desc() if key.descending else column.asc()))
-        return clauses
-
-    def sort_value(self, key: SortKey, types: tuple[str, ...]) -> Any:
-        assert key.param is not None
-        table, low, high = SORT_COLUMNS[key.param.type]
-        keys = [p.key for t in types if (p := self.registry.get(t, key.name)) is not None]
-        column = table.c[high] if key.descending else table.c[low]
-        aggregate = func.max(column) if key.descending else func.min(column)
-        return (
-            select(aggregate).where(table.c.pk == resources.c.pk, predicates.sp_match(table, keys))
-            .scalar_subquery()
-        )
+        if joined is not resources:
+            base = base.select_from(joined)
+        return base.order_by(*clauses, resources.c.pk)
 
     def compartment_predicate(self, row: FromClause, types: tuple[str, ...], compartment_type: str,
                               compartment_id: str) -> ColumnElement[bool]:
@@ -216,10 +260,10 @@ class SearchEngine:
         ref = idx_reference.c
         members = select(ref.pk).where(
             ref.tid == patient_id, ref.ttype == "Patient", ref.sp.in_(self.compartment_keys(member_types)))
-        in_scope = resources.c.pk.in_(members)
         if not types or "Patient" in types:
-            in_scope = in_scope | ((resources.c.type == "Patient") & (resources.c.id == patient_id))
-        statement = select(resources.c.pk).where(in_scope, resources.c.deleted.is_(False))
+            itself = select(resources.c.pk).where(resources.c.type == "Patient", resources.c.id == patient_id)
+            members = union(members, itself)
+        statement = select(resources.c.pk).where(resources.c.pk.in_(members), resources.c.deleted.is_(False))
         if types:
             statement = statement.where(resources.c.type.in_(types))
         if since is not None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, FromClause, and_, false, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_, union_all
 from sqlalchemy.sql import Select
 
 from ...fhir.dates import DateFormatError, now_us, parse_range
@@ -310,17 +310,19 @@ def reference_predicate(criterion: Criterion, row: FromClause, ctx: SearchContex
 
 
 def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
-    """`subject:Patient.name=x`: references whose target matches the chained criterion."""
+    """`subject:Patient.name=x`: references whose target matches the chained criterion. Targets are
+    found first (they are usually few), then the references to them through the (sp, tid) index."""
     keys = keys_of(criterion, ctx)
     ref = idx_reference.c
     branches = []
     for inner in criterion.chain:
         target_type = inner.resource_types[0]
         target = resources.alias()
-        targets = select(target.c.id).where(
-            target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx))
-        branches.append(and_(ref.ttype == target_type, ref.tid.in_(targets)))
-    return pk_in(row, select(ref.pk).where(sp_match(idx_reference, keys), or_(*branches)))
+        branches.append(select(target.c.id, target.c.type).where(
+            target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx)))
+    targets = branches[0] if len(branches) == 1 else union_all(*branches)
+    referring = select(ref.pk).where(sp_match(idx_reference, keys), tuple_(ref.tid, ref.ttype).in_(targets))
+    return pk_in(row, referring)
 
 
 def has_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
@@ -435,4 +437,3 @@ TABLES_BY_TYPE = {
     "composite": idx_composite,
 }
 
-__all__ = ["build", "literal"]
