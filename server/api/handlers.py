@@ -173,13 +173,17 @@ def search_bundle(ix: Interaction, result: SearchResult, base: str,
     query = result.query
     applied = [*(fixed or []), *[(k, v) for k, v in query.applied if k != "_count"]]
     count = [("_count", str(query.count))]
-    links = [link("self", page_url(base, applied + count + offset_param(query.offset)))]
+    here = offset_param(query.offset) + ([("_after", str(query.after))] if query.after is not None else [])
+    links = [link("self", page_url(base, applied + count + here))]
     links.append(link("first", page_url(base, applied + count)))
     if query.offset > 0:
         previous = offset_param(max(0, query.offset - query.count))
         links.append(link("previous", page_url(base, applied + count + previous)))
     if result.has_next:
-        links.append(link("next", page_url(base, applied + count + offset_param(query.offset + query.count))))
+        following = offset_param(query.offset + query.count)
+        if result.last_key is not None:
+            following.append(("_after", str(result.last_key)))
+        links.append(link("next", page_url(base, applied + count + following)))
     fields: dict[str, Any] = {"type": "searchset"}
     if result.total is not None:
         fields["total"] = result.total

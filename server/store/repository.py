@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
@@ -78,6 +78,16 @@ def current_rows() -> Any:
     )
 
 
+class WriteListener(Protocol):
+    """Something that reacts to writes inside the same transaction (e.g. re-stratifying a patient)."""
+
+    def written(self, repo: Repository, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        """Called for every version written (resource is None for a deletion)."""
+
+    def before_commit(self, repo: Repository) -> None:
+        """Called once when the unit of work ends, before its rows are flushed and committed."""
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     """One version in a history: what was stored and the interaction that stored it."""
@@ -142,7 +152,6 @@ class Repository:
         self.services = services
         self.pending = PendingRows()
         self.locked: dict[tuple[str, str], CurrentRow | None] = {}
-        self.after_write: list[Callable[[StoredResource, dict[str, Any] | None], None]] = []
 
     # ----------------------------------------------------------------- reads
 
@@ -435,8 +444,7 @@ class Repository:
         index = self.services.indexer.rows({**resource, "id": resource_id})
         self.pending.creates.append(PendingCreate(resource_type, resource_id, updated, method, body, index))
         stored = StoredResource(resource_type, resource_id, 1, updated, False, body)
-        for hook in self.after_write:
-            hook(stored, resource)
+        self.notify(stored, resource)
         return stored
 
     def insert_new(self, resource_type: str, resource_id: str, resource: dict[str, Any], method: str) -> StoredResource:
@@ -471,9 +479,18 @@ class Repository:
                 if rows:
                     self.pending.index.setdefault(table, []).extend((pk, *row) for row in rows)
         stored = StoredResource(resource_type, resource_id, version, updated, resource is None, body)
-        for hook in self.after_write:
-            hook(stored, resource)
+        self.notify(stored, resource)
         return stored
+
+    def notify(self, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        for listener in self.services.listeners:
+            listener.written(self, stored, resource)
+
+    def finish(self) -> None:
+        """End of a unit of work: listeners react to what was written (and may write more), then flush."""
+        for listener in self.services.listeners:
+            listener.before_commit(self)
+        self.flush()
 
     def discard_pending(self) -> None:
         """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""

@@ -314,3 +314,30 @@ def test_tag_profile_security_source(client, ids):
     assert found(client, "Basic?_security=R", ids) == {"meta"}
     assert found(client, "Basic?_source=http://example.org/source%231", ids) == {"meta"}
     assert found(client, "Basic?_security=N", ids) == set()
+
+
+def ordered(client, query: str, ids: dict[str, str]) -> list[str]:
+    resource_type, _, params = query.partition("?")
+    body = client.get(f"/fhir/{resource_type}?{params}&_tag={TAG}&_count=100").get_json()
+    names = {value: key for key, value in ids.items()}
+    return [names[e["resource"]["id"]] for e in body.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def test_code_and_value_together(client, ids):
+    """Two criteria a composite parameter pairs are answered together (and still mean AND)."""
+    assert found(client, "Observation?code=http://loinc.org|2339-0&value-quantity=gt100", ids) == {"glucose"}
+    assert found(client, "Observation?code=http://loinc.org|2339-0&value-quantity=lt100", ids) == set()
+    assert found(client, "Observation?code=2339-0&value-quantity=130", ids) == {"glucose"}
+    assert found(client, "Observation?code=85354-9&value-quantity=gt100", ids) == set()
+    assert found(client, "Observation?code=2339-0,85354-9&value-quantity=gt100", ids) == {"glucose"}
+
+
+def test_sort_on_a_filtered_parameter(client, ids):
+    """Sorting by the parameter the search filters on walks its index: same order as the general path."""
+    date_fixtures = {"jan1", "jun15", "march", "y2021", "y1990", "open"}
+    descending = [n for n in ordered(client, "Observation?date=ge2020-01-01&_sort=-date", ids) if n in date_fixtures]
+    assert descending == ["open", "y2021", "jun15", "march", "jan1"]
+    ascending = [n for n in ordered(client, "Observation?date=le2020-06-30&_sort=date", ids) if n in date_fixtures]
+    assert ascending == ["y1990", "open", "jan1", "march", "jun15"]
+    unfiltered = [n for n in ordered(client, "Observation?_sort=-date", ids) if n in date_fixtures]
+    assert unfiltered == ["open", "y2021", "jun15", "march", "jan1", "y1990"]

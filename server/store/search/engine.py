@@ -74,6 +74,7 @@ class SearchResult:
     included: list[StoredResource] = field(default_factory=list)
     total: int | None = None
     has_next: bool = False
+    last_key: int | None = None
 
 
 class SearchEngine:
@@ -163,25 +164,33 @@ class SearchEngine:
 
     # --------------------------------------------------------------------- SQL
 
-    def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None):
+    def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None,
+                 criteria: list[Criterion] | None = None) -> Select:
         types = query.resource_types
         type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
         clauses = [type_clause, resources.c.deleted.is_(False), *extra]
-        clauses.extend(predicates.build(c, resources, context or self.context) for c in query.criteria)
+        chosen = query.criteria if criteria is None else criteria
+        clauses.extend(predicates.build(c, resources, context or self.context) for c in chosen)
         return select(resources.c.pk).where(*clauses)
 
     def run(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]],
             context: SearchContext | None = None) -> SearchResult:
-        base = self.filtered(query, extra, context)
-        total = None
-        if query.total == "accurate" or query.summary == "count" or query.count == 0:
-            total = self.count(repo, base)
-        elif query.total == "estimate":
-            total = self.estimate(repo, base)
-        if query.summary == "count" or query.count == 0:
-            return SearchResult(query, [], [], total if total is not None else self.count(repo, base))
-        ordered = self.sorted(base, query)
-        rows = repo.connection.execute(ordered.limit(query.count + 1).offset(query.offset)).scalars().all()
+        context = context or self.context
+        criteria = self.fold_composites(query)
+        if query.summary == "count" or query.count == 0 or query.total in ("accurate", "estimate"):
+            counted = self.filtered(query, extra, context, criteria)
+            total = self.count(repo, counted) if query.total != "estimate" else self.estimate(repo, counted)
+            if query.summary == "count" or query.count == 0:
+                return SearchResult(query, [], [], total)
+        else:
+            total = None
+        ordered = self.ordered(query, extra, context, criteria)
+        if query.after is not None and not query.sort:
+            # key order: the next page starts after the last key of this one, however deep
+            ordered = ordered.where(resources.c.pk > query.after)
+        else:
+            ordered = ordered.offset(query.offset)
+        rows = repo.connection.execute(ordered.limit(query.count + 1)).scalars().all()
         has_next = len(rows) > query.count
         pks = list(rows[:query.count])
         fetched = repo.fetch_many(pks)
@@ -189,7 +198,55 @@ class SearchEngine:
         if total is None and query.total != "none" and query.offset == 0 and not has_next:
             total = len(matches)
         included = self.includes(repo, query.includes, pks, matches) if query.includes and matches else []
-        return SearchResult(query, matches, included, total, has_next)
+        return SearchResult(query, matches, included, total, has_next, pks[-1] if pks and not query.sort else None)
+
+    def fold_composites(self, query: SearchQuery) -> list[Criterion]:
+        """`code=X&value-quantity=gtN` becomes `code-value-quantity=X$gtN` when a composite parameter of
+        the type pairs exactly those two (on the resource itself): one index row answers both."""
+        criteria = list(query.criteria)
+        if len(query.resource_types) != 1:
+            return criteria
+        resource_type = query.resource_types[0]
+        for composite in self.registry.params(resource_type).values():
+            if composite.type != "composite" or len(composite.components) != 2 \
+                    or composite.expression != resource_type:
+                continue
+            parts = [self.registry.component_param(composite, c) for c in composite.components]
+            if any(p is None for p in parts):
+                continue
+            found = [simple_criterion(criteria, p.code) for p in parts]  # type: ignore[union-attr]
+            if any(c is None for c in found) or parts[0].type != "token":  # type: ignore[union-attr]
+                continue
+            first, second = found  # type: ignore[misc]
+            value = f"{first.values[0]}${second.values[0]}"
+            criteria = [c for c in criteria if c is not first and c is not second]
+            criteria.append(Criterion(composite, composite.code, None, [value], resource_types=query.resource_types,
+                                      raw=(composite.code, value)))
+        return criteria
+
+    def ordered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext,
+                criteria: list[Criterion]) -> Select:
+        """The filtered search in its sort order. A single sort on a parameter with one value per resource
+        that the search also filters on becomes a join on that parameter's index row, carrying the
+        filter, in index order - so a page is read straight off the index and the scan stops early."""
+        if len(query.sort) == 1 and query.sort[0].param is not None:
+            key = query.sort[0]
+            params = [self.registry.get(t, key.name) for t in query.resource_types]
+            on_key = [c for c in criteria if c.name == key.name and c.param is not None]
+            if on_key and all(p is not None and p.single for p in params):
+                table, low, high = SORT_COLUMNS[key.param.type]  # type: ignore[union-attr]
+                row = table.alias()
+                conditions = [predicates.row_condition(c, row, context) for c in on_key]
+                if all(condition is not None for condition in conditions):
+                    rest = [c for c in criteria if c not in on_key]
+                    keys = [p.key for p in params if p is not None]
+                    join = and_(row.c.pk == resources.c.pk, predicates.sp_match(row, keys), *conditions)
+                    base = self.filtered(query, extra, context, rest).select_from(resources.join(row, join))
+                    column = row.c[high] if key.descending else row.c[low]
+                    if key.descending:
+                        return base.order_by(column.desc(), row.c.pk.desc())
+                    return base.order_by(column.asc(), row.c.pk.asc())
+        return self.sorted(self.filtered(query, extra, context, criteria), query)
 
     def count(self, repo: Repository, base) -> int:
         return int(repo.connection.execute(select(func.count()).select_from(base.subquery())).scalar_one())
@@ -360,5 +417,12 @@ class SearchEngine:
         return found
 
 
-def applied_criteria(query: SearchQuery) -> list[Criterion]:
-    return query.criteria
+def simple_criterion(criteria: list[Criterion], code: str) -> Criterion | None:
+    """The one criterion on a parameter with no modifier, no chain and a single value, if there is one."""
+    found = [c for c in criteria if c.name == code and c.param is not None]
+    if len(found) != 1:
+        return None
+    criterion = found[0]
+    if criterion.modifier or criterion.chain or len(criterion.values) != 1 or "$" in criterion.values[0]:
+        return None
+    return criterion

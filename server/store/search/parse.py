@@ -10,7 +10,7 @@ from ...fhir.searchparams import SearchParam, SearchParamRegistry
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = frozenset({
-    "_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary", "_elements",
+    "_count", "_offset", "_after", "_sort", "_include", "_revinclude", "_total", "_summary", "_elements",
     "_format", "_pretty", "_type", "_since", "_contained", "_containedType",
 })
 IGNORED_PARAMS = frozenset({"_format", "_pretty"})
@@ -84,6 +84,7 @@ class SearchQuery:
     criteria: list[Criterion] = field(default_factory=list)
     count: int = DEFAULT_COUNT
     offset: int = 0
+    after: int | None = None
     sort: list[SortKey] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     total: str | None = None
@@ -265,6 +266,8 @@ class QueryParser:
             query.applied.append((name, str(query.count)))
         elif base == "_offset":
             query.offset = self.integer(name, value, 0, 10**7)
+        elif base == "_after":
+            query.after = self.integer(name, value, 0, 2**62)
         elif base == "_total":
             if value not in TOTAL_MODES:
                 raise bad_request(f"_total must be one of {', '.join(TOTAL_MODES)}", name)

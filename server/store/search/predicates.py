@@ -207,14 +207,14 @@ def quantity_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext
 
 # --------------------------------------------------------------------- string
 
-def string_clause(value: str, modifier: str | None) -> ColumnElement[bool]:
+def string_clause(value: str, modifier: str | None, table: FromClause = idx_string) -> ColumnElement[bool]:
     text = unescape(value)
     if modifier == "exact":
-        return idx_string.c.exact == text[:1000]
+        return table.c.exact == text[:1000]
     norm = like_escape(normalise(text))
     if modifier == "contains":
-        return idx_string.c.norm.like(f"%{norm}%", escape="\\")
-    return idx_string.c.norm.like(f"{norm}%", escape="\\")
+        return table.c.norm.like(f"%{norm}%", escape="\\")
+    return table.c.norm.like(f"{norm}%", escape="\\")
 
 
 def string_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
@@ -275,8 +275,9 @@ def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, k
 
 # ------------------------------------------------------------------ reference
 
-def reference_clause(value: str, criterion: Criterion, ctx: SearchContext) -> ColumnElement[bool]:
-    ref = idx_reference.c
+def reference_clause(value: str, criterion: Criterion, ctx: SearchContext,
+                     table: FromClause = idx_reference) -> ColumnElement[bool]:
+    ref = table.c
     text = unescape(value)
     if "/" not in text and ":" not in text:
         clause = ref.tid == text[:TOKEN_MAX]
@@ -341,8 +342,8 @@ def has_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> 
 
 # ------------------------------------------------------------------------ uri
 
-def uri_clause(value: str, modifier: str | None) -> ColumnElement[bool]:
-    column = idx_uri.c.value
+def uri_clause(value: str, modifier: str | None, table: FromClause = idx_uri) -> ColumnElement[bool]:
+    column = table.c.value
     text = unescape(value)[:URI_MAX]
     if modifier == "below":
         return column.like(like_escape(text) + "%", escape="\\")
@@ -411,6 +412,36 @@ def composite_predicate(criterion: Criterion, row: FromClause, ctx: SearchContex
     assert param is not None
     clauses = [composite_clause(v, param, ctx, criterion.raw[0]) for v in criterion.values]
     return pk_in(row, select(idx_composite.c.pk).where(sp_match(idx_composite, keys), or_(*clauses)))
+
+
+def row_condition(criterion: Criterion, table: FromClause, ctx: SearchContext) -> ColumnElement[bool] | None:
+    """The criterion as a condition on one index row of its table (aliased as `table`), for criteria
+    that need no other rows (no modifier, no chain); None otherwise. Lets a sort join fold its filter."""
+    param = criterion.param
+    if param is None or criterion.chain or criterion.special or criterion.modifier not in (None, "exact", "contains"):
+        return None
+    name = criterion.raw[0]
+    values = criterion.values
+    kind = param.type
+    c = table.c
+    if kind == "date":
+        return or_(*[range_compare(c.lo, c.hi, v, name) for v in values])
+    if kind == "number":
+        return or_(*[number_compare(c.value, unescape(v), name) for v in values])
+    if kind == "quantity":
+        return or_(*[quantity_clause(v, name, c.value, c.system, c.code) for v in values])
+    if kind == "string":
+        return or_(*[string_clause(v, criterion.modifier, table) for v in values])
+    if criterion.modifier is not None:
+        return None
+    if kind == "token":
+        return token_clauses(values, c.system, c.code)
+    if kind == "reference":
+        clauses = [reference_clause(v, criterion, ctx, table) for v in values if v]
+        return or_(*clauses) if clauses else None
+    if kind == "uri":
+        return or_(*[uri_clause(v, None, table) for v in values])
+    return None
 
 
 Builder = Callable[[Criterion, FromClause, "SearchContext", list[int]], ColumnElement[bool]]
