@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "3
                409: "409 Conflict", 410: "410 Gone", 412: "412 Precondition Failed", 415: "415 Unsupported Media Type",
                422: "422 Unprocessable Entity"}
 MAX_ENTRIES = 10_000
+CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 @dataclass
@@ -90,7 +92,7 @@ class BundleProcessor:
                               f"{where}.request")
         for key in ("url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"):
             value = request.get(key)
-            if isinstance(value, str) and any(ord(char) < 32 for char in value):
+            if isinstance(value, str) and CONTROL.search(value):
                 raise bad_request(f"Control characters are not allowed in request.{key}", f"{where}.request.{key}")
         full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
         return Entry(index, method, self.relative(url), full_url, raw.get("resource"), request)
@@ -193,10 +195,12 @@ class BundleProcessor:
                 match = self.existing_match(entry, repo, resource_type, if_none_exist.lstrip("?"))
                 if match is not None:
                     entry.existing = FhirResponse(200, match.body, {}, match)
-                    self.remember(entry, identities, f"{resource_type}/{match.id}")
+                    self.remember(entry, identities, f"{resource_type}/{match.id}",
+                                  f"{resource_type}?{if_none_exist.lstrip('?')}")
                     return
             entry.assigned = str(uuid.uuid4())
-            self.remember(entry, identities, f"{resource_type}/{entry.assigned}")
+            condition = f"{resource_type}?{if_none_exist.lstrip('?')}" if if_none_exist else None
+            self.remember(entry, identities, f"{resource_type}/{entry.assigned}", condition)
         elif entry.method == "PUT":
             if query:
                 matches = entry.matches if entry.matches is not None else repo.find(
@@ -206,10 +210,12 @@ class BundleProcessor:
                                                 f"Conditional update matched {len(matches)} {path} resources")])
                 body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
                 found = matches[0][1] if matches else (body_id or str(uuid.uuid4()))
+                if not matches and not body_id:
+                    entry.extra["new_id"] = found  # nobody else can hold an id made up just now
                 entry.url = f"{path}/{found}"
                 if isinstance(entry.resource, dict):
                     entry.resource = {**entry.resource, "id": found}
-                self.remember(entry, identities, entry.url)
+                self.remember(entry, identities, entry.url, f"{path}?{query}")
             else:
                 self.remember(entry, identities, path)
 
@@ -225,9 +231,13 @@ class BundleProcessor:
         return repo.fetch_current(resource_type, entry.matches[0][1]) if entry.matches else None
 
     @staticmethod
-    def remember(entry: Entry, identities: dict[str, str], reference: str) -> None:
+    def remember(entry: Entry, identities: dict[str, str], reference: str, condition: str | None = None) -> None:
+        """Record what an entry's fullUrl, and a conditional entry's criteria (`Patient?identifier=...`,
+        so conditional references to it resolve inside the same transaction), now refer to."""
         if entry.full_url:
             identities[entry.full_url] = reference
+        if condition:
+            identities[condition] = reference
 
     def resolve_references(self, entry: Entry, repo: Repository, identities: dict[str, str],
                            cache: dict[str, str]) -> None:
@@ -286,7 +296,7 @@ class BundleProcessor:
             base_url=outer.base_url,
             in_bundle=True,
         )
-        extra = {"assigned_id": entry.assigned} if entry.assigned else {}
+        extra = {"assigned_id": entry.assigned} if entry.assigned else dict(entry.extra)
         if entry.method == "POST" and path.strip("/") == "":
             raise bad_request("A Bundle entry cannot post a nested batch or transaction", entry.where)
         return self.api.dispatch(request, repo, extra)

@@ -78,7 +78,8 @@ def update(ix: Interaction) -> FhirResponse:
     body = ix.request.require_body()
     if "id" not in body:
         raise bad_request(f"An update needs the id in the body (expected {ix.id!r})", f"{ix.type}.id")
-    result = ix.repo.update(ix.type, ix.id, body, if_match=ix.request.if_match)
+    result = ix.repo.update(ix.type, ix.id, body, if_match=ix.request.if_match,
+                            new=ix.vars.get("new_id") == ix.id)
     return write_response(ix, result)
 
 

@@ -278,10 +278,12 @@ class Repository:
         return WriteResult(201, stored, f"Created {resource_type}/{new_id}")
 
     def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
-               if_match: str | None = None, method: str = "PUT") -> WriteResult:
+               if_match: str | None = None, method: str = "PUT", new: bool = False) -> WriteResult:
         """Update (or create with the client's id); a version only when the content changes.
 
-        Content equal to the current version is answered at once: it was validated when stored."""
+        Content equal to the current version is answered at once: it was validated when stored.
+        `new` says the id was made up by this transaction for a conditional update that matched
+        nothing, so it cannot exist yet."""
         self.services.validator.resource_type_of(resource, resource_type)
         if resource.get("id") != resource_id:
             raise bad_request(
@@ -290,6 +292,10 @@ class Repository:
             )
         authorize(self.caller, "update", resource_type)
         expected = parse_etag(if_match)
+        if new and expected is None:
+            self.services.validator.validate(resource, resource_type)
+            stored = self.queue_create(resource_type, resource_id, resource, method)
+            return WriteResult(201, stored, f"Created {resource_type}/{resource_id}")
         current = self.lock_current(resource_type, resource_id)
         if current is not None and expected is not None and expected != current[1]:
             raise precondition_failed(

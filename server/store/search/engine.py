@@ -9,7 +9,19 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, func, nulls_last, select, text, tuple_, union
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    bindparam,
+    func,
+    nulls_last,
+    select,
+    text,
+    tuple_,
+    union,
+)
 
 from ...fhir.outcome import bad_request
 from ...fhir.searchparams import SearchParamRegistry
@@ -138,15 +150,15 @@ class SearchEngine:
         for (resource_type, name), wanted in groups.items():
             key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
             matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
-            values = sorted(wanted)
-            for start in range(0, len(values), 500):
-                rows = repo.connection.execute(
-                    select(t.system, t.code, resources.c.pk, resources.c.id)
-                    .join(resources, resources.c.pk == t.pk)
-                    .where(t.sp == key, tuple_(t.system, t.code).in_(values[start:start + 500]),
-                           resources.c.type == resource_type, resources.c.deleted.is_(False))
-                )
-                for row in rows:
+            statement = (
+                select(t.system, t.code, resources.c.pk, resources.c.id)
+                .join(resources, resources.c.pk == t.pk)
+                .where(t.sp == key, tuple_(t.system, t.code).in_(bindparam("pairs", expanding=True)),
+                       resources.c.type == resource_type, resources.c.deleted.is_(False))
+            )
+            pairs = sorted(wanted)
+            for start in range(0, len(pairs), 500):
+                for row in repo.connection.execute(statement, {"pairs": pairs[start:start + 500]}):
                     matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
             for pair, queries in wanted.items():
                 for query in queries:
