@@ -158,3 +158,21 @@ def test_bundle_errors(client):
         {"fullUrl": "urn:uuid:1", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
         {"fullUrl": "urn:uuid:1", "resource": patient(), "request": {"method": "POST", "url": "Patient"}}])
     assert_outcome(duplicate, 400)
+
+
+def test_conditional_reference_to_a_conditional_entry_of_the_same_transaction(client):
+    number = unique("nhs")
+    condition = f"Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{number}"
+    entries = [
+        {"resource": {"resourceType": "Condition", "code": {"text": "frailty"}, "subject": {"reference": condition}},
+         "request": {"method": "POST", "url": "Condition"}},
+        {"resource": patient(number), "request": {"method": "PUT", "url": condition}},
+    ]
+    first = post_bundle(client, entries, Prefer="return=representation")
+    assert first.status_code == 200, first.get_json()
+    created, patient_entry = first.get_json()["entry"]
+    assert patient_entry["response"]["status"] == "201 Created"
+    assert created["resource"]["subject"]["reference"] == f"Patient/{patient_entry['resource']['id']}"
+    again = post_bundle(client, entries[1:], Prefer="return=representation").get_json()["entry"][0]
+    assert again["response"]["status"] == "200 OK"
+    assert again["resource"]["meta"]["versionId"] == "1"
