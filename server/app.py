@@ -25,7 +25,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SHAREDCARE_BASE_URL"] = settings.base_url
     app.config["SHAREDCARE_FHIR_PATH"] = settings.fhir_path
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
-    services = StoreServices.build(database, settings.base_url)
+    services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
+                                   settings.mandatory_profiles)
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)
     register_all(fhir_api)

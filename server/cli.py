@@ -22,11 +22,13 @@ def main() -> None:
 def serve(host: str, port: int, upgrade: bool) -> None:
     """Run the development server (use gunicorn in production)."""
     from .app import create_app
+    from .store.conformance import install_bundled
     from .store.migrate import upgrade as run_upgrade
 
     settings = Settings.from_env()
     if upgrade:
         run_upgrade(settings.database_url)
+        install_bundled(settings.database_url, settings.project_base_uri)
     app = create_app(settings)
     click.echo(f"Serving FHIR R4 at http://{host}:{port}{settings.fhir_path} ({settings.database_url})")
     app.run(host=host, port=port, threaded=True)
@@ -40,12 +42,27 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply schema migrations."""
+    """Apply schema migrations, then install the bundled profiles and terminology (idempotent)."""
+    from .store.conformance import install_bundled
     from .store.migrate import upgrade
 
     settings = Settings.from_env()
     upgrade(settings.database_url, revision)
     click.echo(f"Database at {settings.database_url} is at revision {revision}")
+    if revision == "head":
+        click.echo(install_bundled(settings.database_url, settings.project_base_uri).describe())
+
+
+@db.command("analyze")
+def db_analyze() -> None:
+    """Refresh planner statistics after bulk loads (VACUUM ANALYZE on PostgreSQL)."""
+    from .store.db import Database
+    from .store.maintenance import analyze
+
+    database = Database.connect(Settings.from_env().database_url)
+    analyze(database)
+    database.dispose()
+    click.echo("Statistics refreshed")
 
 
 @db.command("current")
@@ -75,15 +92,18 @@ def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
 def demo(shared: Path) -> None:
     """Prepare a demo database: upgrade the schema and, if it is empty, load the demo data."""
     from .loading import load_bundle_files
+    from .store.conformance import CONFORMANCE_TYPES, install_bundled
     from .store.db import make_engine
     from .store.migrate import upgrade
     from .store.schema import resources
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
+    install_bundled(settings.database_url, settings.project_base_uri)
     engine = make_engine(settings.database_url)
     with engine.connect() as connection:
-        populated = connection.execute(resources.select().limit(1)).first() is not None
+        data = resources.select().where(resources.c.type.notin_(CONFORMANCE_TYPES)).limit(1)
+        populated = connection.execute(data).first() is not None
     engine.dispose()
     if populated:
         click.echo("The database already holds data; nothing loaded.")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE = "sqlite:///" + str(Path("var") / "sharedcare.db")
+DEFAULT_PROJECT_BASE = "https://sharedcare.example.org/fhir"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Settings:
     pool_size: int = 5
     echo_sql: bool = False
     log_level: str = "INFO"
+    project_base_uri: str = DEFAULT_PROJECT_BASE
+    mandatory_profiles: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -34,5 +37,7 @@ class Settings:
             pool_size=int(env.get("DB_POOL_SIZE", "5")),
             echo_sql=env.get("ECHO_SQL", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            project_base_uri=env.get("PROJECT_BASE_URI", DEFAULT_PROJECT_BASE).rstrip("/"),
+            mandatory_profiles=env.get("MANDATORY_PROFILES", ""),
         )
         return replace(settings, **overrides)

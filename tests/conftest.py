@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from server.app import create_app
 from server.config import Settings
+from server.store.conformance import install_bundled
 from server.store.migrate import upgrade
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def create_database(tmp_dir: Path) -> tuple[str, object]:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, drop = create_database(tmp_path_factory.mktemp("db"))
+    install_bundled(url)  # the bundled profiles and terminology, as `sharedcare db upgrade` installs them
     yield url
     drop()  # type: ignore[operator]
 

@@ -68,6 +68,9 @@ def capability_statement(api: FhirApi, base_url: str) -> dict[str, Any]:
             "searchRevInclude": ["*"],
             "searchParam": search_params,
         }
+        supported_profiles = services.profiles.supported(type_name)
+        if supported_profiles:
+            entry["supportedProfile"] = supported_profiles
         operations = operations_for(api, type_name)
         if operations:
             entry["operation"] = operations

@@ -138,6 +138,11 @@ class BindingChecker:
         found = self._value_sets.get(valueset_url)
         return found.codes if found is not None else None
 
+    def systems(self, valueset_url: str) -> dict[str, frozenset[str]] | None:
+        """The codes of a value set per code system, or None when it is not enumerable here."""
+        found = self._value_sets.get(valueset_url.split("|", 1)[0]) or self._value_sets.get(valueset_url)
+        return found.systems if found is not None else None
+
     def check(self, resource: dict[str, Any]) -> list[BindingIssue]:
         table = self._resources.get(resource.get("resourceType", ""))
         issues: list[BindingIssue] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pydantic
@@ -11,6 +11,9 @@ import pydantic
 from .bindings import BindingChecker
 from .outcome import FhirError, Issue
 from .types import TypeRegistry
+
+if TYPE_CHECKING:
+    from .profiles import ProfileValidator
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_REPORTED_ISSUES = 50
@@ -58,11 +61,13 @@ def empty_elements(value: Any, path: str, found: list[str]) -> None:
 
 
 class ResourceValidator:
-    """Checks that a JSON resource is a structurally valid R4 resource of a served type."""
+    """Checks that a JSON resource is a structurally valid R4 resource of a served type, and that it meets
+    the profiles it claims or the server mandates (when a profile validator is given)."""
 
-    def __init__(self, types: TypeRegistry, bindings: BindingChecker) -> None:
+    def __init__(self, types: TypeRegistry, bindings: BindingChecker, profiles: ProfileValidator | None = None) -> None:
         self.types = types
         self.bindings = bindings
+        self.profiles = profiles
 
     def resource_type_of(self, resource: Any, expected: str | None = None) -> str:
         """Check the body is a JSON object naming a served type (the expected one, if given)."""
@@ -83,7 +88,17 @@ class ResourceValidator:
         return resource_type
 
     def validate(self, resource: Any, expected: str | None = None) -> str:
-        """Validate fully; return the resource type or raise FhirError(400) listing every problem."""
+        """Validate fully; return the resource type or raise FhirError listing every problem: 400 for
+        structure and required bindings, 422 for a profile the resource must meet but does not."""
+        resource_type = self.check_structure(resource, expected)
+        if self.profiles is not None:
+            problems = self.profiles.check(resource, resource_type)
+            if any(problem.severity in ("error", "fatal") for problem in problems):
+                raise FhirError(422, problems[:MAX_REPORTED_ISSUES])
+        return resource_type
+
+    def check_structure(self, resource: Any, expected: str | None = None) -> str:
+        """R4B structure, FHIR JSON rules and required bindings; raises FhirError(400) listing every problem."""
         resource_type = self.resource_type_of(resource, expected)
         issues: list[Issue] = []
         resource_id = resource.get("id")

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from ..fhir.bindings import BindingChecker
 from ..fhir.elements import ElementModel
+from ..fhir.profiles import DEFAULT_BASE, ProfileValidator
 from ..fhir.searchparams import SearchParamRegistry
 from ..fhir.types import TypeRegistry, read_profile_text
 from ..fhir.validate import ResourceValidator
 from ..security.context import Caller
 from .db import Database, transaction
 from .indexer import Indexer
-from .repository import Repository
+from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
 
 
@@ -30,16 +31,20 @@ class StoreServices:
     elements: ElementModel
     bindings: BindingChecker
     validator: ResourceValidator
+    profiles: ProfileValidator
     registry: SearchParamRegistry
     indexer: Indexer
     search: SearchEngine
     base_url: str
+    listeners: list[WriteListener] = field(default_factory=list)
 
     @classmethod
-    def build(cls, database: Database, base_url: str) -> StoreServices:
+    def build(cls, database: Database, base_url: str, project_base_uri: str = DEFAULT_BASE,
+              mandatory_profiles: str = "") -> StoreServices:
         types = TypeRegistry.load()
         elements = ElementModel.load()
         bindings = BindingChecker.load()
+        profiles = ProfileValidator.load(project_base_uri, mandatory_profiles, bindings.systems)
         registry = SearchParamRegistry.load(types, elements)
         compartment = patient_compartment()
         search = SearchEngine(registry, base_url, bindings.codes, compartment)
@@ -48,7 +53,8 @@ class StoreServices:
             types=types,
             elements=elements,
             bindings=bindings,
-            validator=ResourceValidator(types, bindings),
+            validator=ResourceValidator(types, bindings, profiles),
+            profiles=profiles,
             registry=registry,
             indexer=Indexer(registry, elements, base_url),
             search=search,
@@ -66,7 +72,7 @@ class StoreServices:
         with transaction(self.database, writing=writing) as connection:
             repository = Repository(connection, caller, self)
             yield repository
-            repository.flush()
+            repository.finish()
 
 
 def patient_compartment() -> dict[str, list[str]]:

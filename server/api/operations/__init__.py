@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 def register_all(api: FhirApi) -> None:
     """Register every operation the server implements."""
-    from . import everything
+    from . import everything, terminology, validate
 
     everything.register(api)
+    validate.register(api)
+    terminology.register(api)
