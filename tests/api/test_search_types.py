@@ -341,3 +341,26 @@ def test_sort_on_a_filtered_parameter(client, ids):
     assert ascending == ["y1990", "open", "jan1", "march", "jun15"]
     unfiltered = [n for n in ordered(client, "Observation?_sort=-date", ids) if n in date_fixtures]
     assert unfiltered == ["open", "y2021", "jun15", "march", "jan1", "y1990"]
+
+
+def test_in_and_not_in_with_value_sets_the_server_holds(client, ids):
+    listed = f"http://example.org/{RUN}/ValueSet/heart-and-sugar"
+    whole = f"http://example.org/{RUN}/ValueSet/local-codes"
+    local_system = f"http://example.org/{RUN}/CodeSystem/local"
+    for resource in (
+        {"resourceType": "ValueSet", "id": f"{RUN}-hs", "status": "active", "url": listed,
+         "compose": {"include": [{"system": SNOMED, "concept": [{"code": "44054006"}, {"code": "84114007"}]}]}},
+        {"resourceType": "CodeSystem", "id": f"{RUN}-cs", "status": "active", "url": local_system,
+         "content": "complete", "concept": [{"code": "E11"}, {"code": "LOCAL1"}]},
+        {"resourceType": "ValueSet", "id": f"{RUN}-lc", "status": "active", "url": whole,
+         "compose": {"include": [{"system": local_system}]}},
+    ):
+        assert client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", data=orjson.dumps(resource),
+                          content_type=FHIR_JSON).status_code in (200, 201)
+    assert found(client, f"Condition?code:in={listed}", ids) == {"diabetes", "hf"}
+    assert found(client, f"Condition?code:not-in={listed}", ids) == {"e11", "local", "nocode"}
+    # E11 is coded in ICD-10, not in the local system; a code with no system (a `code` element, or a
+    # Coding without one, like LOCAL1's) is matched on the code alone
+    assert found(client, f"Condition?code:in={whole}", ids) == {"local"}
+    unknown = client.get(f"/fhir/Condition?code:in=http://example.org/{RUN}/nope")
+    assert unknown.status_code == 400

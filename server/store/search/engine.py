@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -60,21 +59,43 @@ SORT_COLUMNS: dict[str, tuple[FromClause, str, str]] = {
 
 @dataclass
 class SearchContext:
-    """What predicate builders need: the registry, the server base URL, and ValueSet expansion."""
+    """What predicate builders need: the registry, the server base URL, and value set membership
+    (bundled terminology first, then ValueSets stored in the server)."""
 
     registry: SearchParamRegistry
     base_url: str
-    expand: Callable[[str], frozenset[str] | None]
+    terminology: Any
+    repo: Repository | None = None
 
-    def valueset_codes(self, values: list[str], name: str) -> frozenset[str]:
-        codes: set[str] = set()
+    def value_sets(self, values: list[str], name: str) -> list[Any]:
+        """Compiled value sets (codes per system, whole systems) for `:in` / `:not-in` values."""
+        found = []
         for url in values:
-            expansion = self.expand(url)
-            if expansion is None:
+            compiled = self.terminology.value_set(url) if self.terminology is not None else None
+            if compiled is None and self.repo is not None:
+                compiled = stored_value_set(self.repo, url)
+            if compiled is None:
                 raise bad_request(f"ValueSet {url!r} in '{name}' is not known to this server", name,
                                   code="not-found")
-            codes |= expansion
-        return frozenset(codes)
+            found.append(compiled)
+        return found
+
+
+def stored_value_set(repo: Repository, url: str) -> Any:
+    """A ValueSet held in the store (and the CodeSystems it draws on), compiled; None if absent."""
+    from ...fhir.profiles.terminology import Terminology
+
+    canonical = url.split("|", 1)[0]
+    value_sets = [s.json() for s in repo.fetch_many([pk for pk, _id in repo.find("ValueSet", f"url={canonical}",
+                                                                               what=":in")]).values()]
+    if not value_sets:
+        return None
+    systems = {include.get("system") for vs in value_sets for include in vs.get("compose", {}).get("include", [])}
+    code_systems = []
+    for system in sorted(s for s in systems if s):
+        matches = repo.find("CodeSystem", f"url={system}", what=":in")
+        code_systems.extend(stored.json() for stored in repo.fetch_many([pk for pk, _id in matches]).values())
+    return Terminology(code_systems, value_sets[:1], []).value_set(canonical)
 
 
 @dataclass
@@ -92,10 +113,10 @@ class SearchResult:
 class SearchEngine:
     """Builds and runs SQL for searches; shared, stateless between requests."""
 
-    def __init__(self, registry: SearchParamRegistry, base_url: str,
-                 expand: Callable[[str], frozenset[str] | None], compartment: dict[str, list[str]]) -> None:
+    def __init__(self, registry: SearchParamRegistry, base_url: str, terminology: Any,
+                 compartment: dict[str, list[str]]) -> None:
         self.registry = registry
-        self.context = SearchContext(registry, base_url.rstrip("/"), expand)
+        self.context = SearchContext(registry, base_url.rstrip("/"), terminology)
         self.compartment = compartment
         self.compartment_owners = frozenset({"Patient"})
 
@@ -112,7 +133,7 @@ class SearchEngine:
         extra: list[ColumnElement[bool]] = []
         if compartment is not None:
             extra.append(self.compartment_predicate(resources, types, *compartment))
-        context = self.context
+        context = replace(self.context, repo=repo)
         if base_url and not context.base_url:
             context = replace(context, base_url=base_url.rstrip("/"))
         return self.run(repo, query, extra, context)
@@ -126,7 +147,8 @@ class SearchEngine:
         query = self.parse((resource_type,), params, strict=True)
         if not query.criteria:
             raise bad_request(f"{what} needs search criteria, not only result parameters")
-        statement = self.filtered(query, []).with_only_columns(resources.c.pk, resources.c.id)
+        context = replace(self.context, repo=repo)
+        statement = self.filtered(query, [], context).with_only_columns(resources.c.pk, resources.c.id)
         rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
         return [(row.pk, row.id) for row in rows]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_, union_all
 from sqlalchemy.sql import Select
@@ -265,12 +265,28 @@ def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, k
             clauses.append(and_(t.system == parts[0][:TOKEN_MAX], t.code == f"{parts[1]}|{parts[2]}"[:TOKEN_MAX]))
         return pk_in(row, select(t.pk).where(sp_match(idx_token, type_keys), or_(*clauses)))
     if modifier in ("in", "not-in"):
-        codes = ctx.valueset_codes(criterion.values, criterion.raw[0])
-        clause = t.code.in_(sorted(codes)) if codes else false()
+        clause = value_set_clause(ctx.value_sets(criterion.values, criterion.raw[0]), idx_token)
         matching = select(t.pk).where(sp_match(idx_token, keys), clause)
         return pk_in(row, matching, negate=modifier == "not-in")
     matching = select(t.pk).where(sp_match(idx_token, keys), token_clauses(criterion.values, t.system, t.code))
     return pk_in(row, matching, negate=modifier == "not")
+
+
+def value_set_clause(value_sets: list[Any], table: FromClause) -> ColumnElement[bool]:
+    """Token rows whose (system, code) is in one of the value sets; a `code` with no system (a `code`
+    element) matches any listed code; a whole included system matches any code of it."""
+    t = table.c
+    clauses = []
+    every_code: set[str] = set()
+    for compiled in value_sets:
+        for system, codes in compiled.enumerated.items():
+            clauses.append(and_(t.system == system, t.code.in_(sorted(codes))))
+            every_code |= codes
+        for system in sorted({*compiled.formed, *compiled.open_systems}):
+            clauses.append(t.system == system)
+    if every_code:
+        clauses.append(and_(t.system == "", t.code.in_(sorted(every_code))))
+    return or_(*clauses) if clauses else false()
 
 
 # ------------------------------------------------------------------ reference
