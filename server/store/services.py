@@ -47,7 +47,7 @@ class StoreServices:
         profiles = ProfileValidator.load(project_base_uri, mandatory_profiles, bindings.systems)
         registry = SearchParamRegistry.load(types, elements)
         compartment = patient_compartment()
-        search = SearchEngine(registry, base_url, bindings.codes, compartment)
+        search = SearchEngine(registry, base_url, profiles.terminology, compartment)
         return cls(
             database=database,
             types=types,
