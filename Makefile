@@ -16,7 +16,7 @@ install: $(BIN)/python
 
 ## Quick start 1: install, load demo data, serve on SQLite at http://127.0.0.1:8080/fhir
 demo: install
-	$(BIN)/sharedcare demo --data $(SHARED)
+	$(BIN)/sharedcare demo
 	$(BIN)/sharedcare serve --host 127.0.0.1 --port 8080
 
 ## Quick start 2: install and run every test on SQLite, then on PostgreSQL

@@ -87,11 +87,16 @@ def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--data", "shared", type=click.Path(path_type=Path), default=Path("../shared"), show_default=True,
-              help="Folder holding the sample data sets (data/synthea/...).")
-def demo(shared: Path) -> None:
-    """Prepare a demo database: upgrade the schema and, if it is empty, load the demo data."""
-    from .loading import load_bundle_files
+@click.option("--synth-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var") / "synth",
+              show_default=True, help="Where the synthetic extracts are generated (once).")
+@click.option("--patients", default=2000, show_default=True, help="People on the practice lists.")
+@click.option("--practices", default=3, show_default=True, help="GP practices.")
+@click.option("--seed", default=2026, show_default=True, help="Seed of the synthetic population.")
+def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
+    """Prepare a demo database: upgrade the schema and, if it is empty, generate a small synthetic
+    population (GP, SWIFT and hospital extracts) and load it through the extract loaders."""
+    from loaders.cli import demo_data
+
     from .store.conformance import CONFORMANCE_TYPES, install_bundled
     from .store.db import make_engine
     from .store.migrate import upgrade
@@ -108,11 +113,7 @@ def demo(shared: Path) -> None:
     if populated:
         click.echo("The database already holds data; nothing loaded.")
         return
-    archive = shared / "data" / "synthea" / "synthea3-master-10p.tar.gz"
-    if not archive.exists():
-        raise click.ClickException(f"Demo data not found at {archive}; pass --data")
-    summary = load_bundle_files(settings, [archive])
-    click.echo(summary.describe())
+    click.echo(demo_data(settings, synth_dir, patients=patients, practices=practices, seed=seed))
 
 
 @main.command()
@@ -125,6 +126,16 @@ def reindex(batch: int, restart: bool) -> None:
     settings = Settings.from_env()
     done = run_reindex(settings, batch_size=batch, restart=restart)
     click.echo(f"Reindexed {done} resources")
+
+
+def _register_loaders() -> None:
+    """`sharedcare load` and `sharedcare synth` live in loaders/cli.py."""
+    from loaders.cli import register
+
+    register(main)
+
+
+_register_loaders()
 
 
 if __name__ == "__main__":
