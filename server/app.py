@@ -11,6 +11,7 @@ from sqlalchemy import text
 from .api.app import FhirApi
 from .api.http import blueprint, install_error_funnel
 from .api.operations import register_all
+from .care.service import install as install_care
 from .config import Settings
 from .store.db import Database
 from .store.services import StoreServices
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles)
+    install_care(services)  # case management: its write listener (incidence) and operations
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)
     register_all(fhir_api)

@@ -128,6 +128,18 @@ def reindex(batch: int, restart: bool) -> None:
     click.echo(f"Reindexed {done} resources")
 
 
+@main.command()
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Assessment date (default today).")
+@click.option("--method", "methods", multiple=True, help="Rule set or measure code (repeat; default all).")
+@click.option("--batch", default=2000, show_default=True, help="Patients per write transaction.")
+def stratify(as_of: object, methods: tuple[str, ...], batch: int) -> None:
+    """Stratify the whole population under the rule sets and measures of profiles/rulesets/."""
+    from .care.commands import stratify as run
+
+    summary = run(Settings.from_env(), as_of.date() if as_of else None, list(methods), batch)  # type: ignore[attr-defined]
+    click.echo(summary.describe())
+
+
 def _register_loaders() -> None:
     """`sharedcare load` and `sharedcare synth` live in loaders/cli.py."""
     from loaders.cli import register

@@ -10,8 +10,9 @@ if TYPE_CHECKING:
 
 def register_all(api: FhirApi) -> None:
     """Register every operation the server implements."""
-    from . import everything, terminology, validate
+    from . import care, everything, terminology, validate
 
     everything.register(api)
     validate.register(api)
     terminology.register(api)
+    care.register(api)

@@ -1,0 +1,146 @@
+"""Case status: `Patient/$case-status?identifier=<NHS number>` by 32 concurrent clients through gunicorn on
+PostgreSQL, against a bare Flask endpoint (constant JSON) and a raw psycopg run of the same SQL, measured in
+alternating rounds of the same run.
+
+The database: a synthetic population (loaders.synth, loaded through the extract loaders), stratified, with
+case managers who enrol the top of the case-finding list; lookups cycle through NHS numbers of enrolled and
+not enrolled patients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from synthpop import load_population
+
+from common import gunicorn, median, scratch_database, wrk
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+B = "https://sharedcare.example.org/fhir"
+LUA = """
+local paths = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% #paths) + 1])
+end
+"""
+
+
+def prepare(database_url: str, patients: int, managers: int, enrol: int, folder: Path, load: bool) -> list[str]:
+    """Load (unless the database is loaded already), stratify and enrol; returns the NHS numbers to look up
+    (enrolled ones first)."""
+    from server.api.model import FhirRequest
+    from server.app import create_app
+    from server.care.service import care_of
+    from server.config import Settings
+    from server.security.context import Caller
+
+    started = time.perf_counter()
+    if load:
+        app = load_population(database_url, patients, folder, seed=7)
+    else:
+        app = create_app(Settings.from_env({}, database_url=database_url))
+    care = care_of(app.extensions["sharedcare"].services)
+    summary = care.runs.run(care.today())  # type: ignore[union-attr]
+    api = app.extensions["sharedcare"]
+
+    def call(method: str, path: str, body: object = None, **params: str) -> dict:
+        response = api.handle(FhirRequest(method=method, path=path, body=body, params=list(params.items())),
+                              Caller.system("bench"))
+        return json.loads(response.body) if isinstance(response.body, str) else response.body
+
+    org = call("POST", "Organization", {"resourceType": "Organization", "name": "Community services"})
+    roles = []
+    for index in range(managers):
+        person = call("POST", "Practitioner", {"resourceType": "Practitioner",
+                                               "name": [{"family": f"Manager{index}", "given": ["Case"]}]})
+        role = call("POST", "PractitionerRole", {
+            "resourceType": "PractitionerRole", "active": True,
+            "practitioner": {"reference": f"Practitioner/{person['id']}"},
+            "organization": {"reference": f"Organization/{org['id']}"},
+            "code": [{"coding": [{"system": f"{B}/CodeSystem/care-role", "code": "community-matron"}]}],
+            "telecom": [{"system": "phone", "value": f"01632 96{index:04d}"}]})
+        roles.append(f"PractitionerRole/{role['id']}")
+    found = call("GET", "$case-finding", capacity=str(enrol))
+    enrolled = []
+    for index, entry in enumerate(found.get("entry", [])):
+        patient = entry["item"]["reference"]
+        call("POST", f"{patient}/$enrol", {"resourceType": "Parameters", "parameter": [
+            {"name": "template", "valueCode": "rutland" if index % 2 else "havering"},
+            {"name": "careManager", "valueReference": {"reference": roles[index % len(roles)]}},
+            {"name": "override", "valueBoolean": True}]})
+        enrolled.append(entry["item"]["display"].rsplit("NHS ", 1)[1].rstrip(")"))
+    others = []
+    bundle = call("GET", "Patient", _count="2000", _elements="identifier")
+    for entry in bundle.get("entry", []):
+        for identifier in entry["resource"].get("identifier", []):
+            if identifier["system"] == NHS and identifier["value"] not in enrolled:
+                others.append(identifier["value"])
+    print(f"  prepared in {time.perf_counter() - started:.0f} s: {summary.patients} patients, "
+          f"{len(enrolled)} enrolled with {managers} case managers")
+    app.extensions["sharedcare"].services.database.dispose()
+    random.Random(3).shuffle(others)
+    return enrolled + others[:len(enrolled)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=5000)
+    parser.add_argument("--managers", type=int, default=8)
+    parser.add_argument("--enrol", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database", help="a database already loaded with a synthetic population")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
+    args = parser.parse_args()
+    here = str(Path(__file__).parent)
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        url = args.database or stack.enter_context(scratch_database("casestatus", keep=args.keep))
+        if args.keep and not args.database:
+            print(f"  kept: {url}")
+        numbers = prepare(url, args.patients, args.managers, args.enrol, Path(scratch) / "synth", not args.database)
+        paths = [f"/fhir/Patient/$case-status?identifier={quote(NHS + '|' + n, safe='')}" for n in numbers]
+        script = Path(scratch) / "status.lua"
+        script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
+        bare = stack.enter_context(gunicorn("bare_app:create_app()", {}, ["--pythonpath", here]))
+        server = stack.enter_context(gunicorn("server.app:create_app()", {"DATABASE_URL": url}))
+        raw_env = {"RAW_DATABASE_URL": url.replace("+psycopg", "")}
+        raw = stack.enter_context(gunicorn("raw_case_status_app:create_app()", raw_env, ["--pythonpath", here]))
+        check = requests.get(server + paths[0], timeout=10)
+        assert check.status_code == 200 and '"caseManaged","valueBoolean":true' in check.text.replace(" ", ""), \
+            check.text[:300]
+        assert requests.get(raw + paths[0], timeout=10).status_code == 200
+        targets = {
+            "bare Flask constant JSON": (bare + "/fhir/Patient/example", None),
+            "$case-status, PostgreSQL": (server + "/fhir/metadata", script),
+            "raw psycopg case-status SQL": (raw + "/health", script),
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        for target, lua in targets.values():
+            wrk(target, args.clients, 2, lua)
+        for _round in range(args.rounds):
+            for name, (target, lua) in targets.items():
+                runs[name].append(wrk(target, args.clients, args.seconds, lua))
+    results = {name: {key: median([r[key] for r in found]) for key in found[0]} for name, found in runs.items()}
+    bare_rate = results["bare Flask constant JSON"]["rps"]
+    print(f"case status: {len(numbers)} NHS numbers ({len(numbers) // 2} case-managed), {args.clients} "
+          f"connections, {args.rounds} alternating rounds of {args.seconds} s, medians")
+    print("  gunicorn -c gunicorn.conf.py (the same for every server)")
+    for name, figures in results.items():
+        print(f"    {name:30s} {figures['rps']:7.0f} req/s  p50 {figures['p50']:6.2f} ms  p99 {figures['p99']:7.2f} ms"
+              f"  non-2xx {figures['errors']:.0f}  ratio to bare {figures['rps'] / bare_rate:5.2f}")
+    print("  target: $case-status ratio to bare >= 0.5")
+
+
+if __name__ == "__main__":
+    main()

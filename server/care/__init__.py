@@ -1,0 +1,1 @@
+"""Case management: risk stratification, case finding, enrolment, case status and outcomes."""
