@@ -19,9 +19,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from synthpop import load_population
 
 from common import gunicorn, median, scratch_database, wrk
+from synthpop import load_population
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 B = "https://sharedcare.example.org/fhir"

@@ -15,9 +15,9 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from synthpop import load_population
 
 from common import scratch_database
+from synthpop import load_population
 
 AS_OF = date(2026, 11, 2)
 
