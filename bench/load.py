@@ -7,8 +7,8 @@ and prints rows/s and resources/s per extract, the ratio
 to the fhir.resources (R4B) validate-only rate of the produced resources measured in the same run, and the
 time to reload the unchanged month. Targets: first month <= 600 s, reload <= a fifth of that (120 s).
 
-Autovacuum is off on the benchmark host, so a thread does what its analyze half would: ANALYZE a table once
-a tenth of it changed (the query planner needs row counts while the tables grow from empty).
+Autovacuum is off on the benchmark host; the server's own statistics keeper (`server/store/maintenance.py`)
+ANALYZEs each table as it doubles, so the planner knows the row counts while the tables grow from empty.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import os
 import random
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -122,22 +121,6 @@ def run_job(job: Job, database_url: str) -> JobResult:
     return result
 
 
-STALE = """
-SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
-"""
-
-
-def analyzer(url: str, every: float, stop: threading.Event) -> None:
-    """Autovacuum's analyze (it is off on this host): ANALYZE each table once a tenth of it has changed."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    while not stop.wait(every):
-        with engine.connect() as connection:
-            for (table,) in connection.execute(text(STALE)).all():
-                connection.execute(text(f'ANALYZE "{table}"'))
-    engine.dispose()
-
-
 def load_month(label: str, plan: dict[str, list[Job]], url: str, workers: int) -> tuple[float, dict[str, JobResult]]:
     """GP, then SWIFT (it matches the people the GP lists brought), then hospitals; jobs of each in parallel."""
     totals: dict[str, JobResult] = {}
@@ -187,7 +170,6 @@ def main() -> None:
     parser.add_argument("--practices", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 2) + 1))
-    parser.add_argument("--analyze-every", type=float, default=5.0, help="Seconds between statistics checks.")
     parser.add_argument("--sample", type=int, default=20_000, help="Resources in the validate-only sample.")
     parser.add_argument("--data", type=Path, help="Folder for the generated extracts (default: temp folder).")
     parser.add_argument("--no-reload", action="store_true")
@@ -202,15 +184,10 @@ def main() -> None:
           f"{sum(len(j.files) for jobs_ in plan.values() for j in jobs_)} files; {args.workers} worker processes, "
           "in-process sink, PostgreSQL")
     with scratch_database("load") as url:
-        stop = threading.Event()
-        thread = threading.Thread(target=analyzer, args=(url, args.analyze_every, stop), daemon=True)
-        thread.start()
         first, totals = load_month("first ", plan, url, args.workers)
         reload = None
         if not args.no_reload:
             reload, _again = load_month("reload", plan, url, args.workers)
-        stop.set()
-        thread.join()
         validate_rate, validated = validate_only_rate(url, args.sample)
     resources = sum(t.resources for t in totals.values())
     print(f"  validate-only (fhir.resources R4B, 1 core, {validated} produced resources): "

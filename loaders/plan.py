@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .fhir import EntryResult, escape
+from server.store.repository import VERSION_META, content_of
 
-VERSION_META = ("versionId", "lastUpdated", "source")
+from .fhir import EntryResult, escape
 
 
 @dataclass
@@ -39,16 +39,7 @@ class Plan:
 
 def content(resource: dict[str, Any] | None) -> dict[str, Any] | None:
     """A resource without the meta elements that describe a version (versionId, lastUpdated, source)."""
-    if resource is None:
-        return None
-    meta = resource.get("meta")
-    if not isinstance(meta, dict):
-        return resource
-    kept = {k: v for k, v in meta.items() if k not in VERSION_META}
-    trimmed = {k: v for k, v in resource.items() if k != "meta"}
-    if kept:
-        trimmed["meta"] = kept
-    return trimmed
+    return None if resource is None else content_of(resource)
 
 
 def same(a: dict[str, Any] | None, b: dict[str, Any] | None, ignore: tuple[str, ...] = ()) -> bool:

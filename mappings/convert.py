@@ -7,15 +7,14 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+from server.fhir.profiles.codes import nhs_number_valid, read_code_valid, snomed_concept_id_valid
+
 DIGITS10 = re.compile(r"^[0-9]{10}$")
 DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 INTEGER = re.compile(r"^-?[0-9]+$")
 ODS = re.compile(r"^[A-Z0-9]{3,10}$")
 GMC = re.compile(r"^[0-9]{7}$")
-SCTID = re.compile(r"^[1-9][0-9]{5,17}$")
 ICD10 = re.compile(r"^([A-Z][0-9]{2})\.?([0-9X])?([0-9])?$")
-READ = re.compile(r"^[A-Za-z0-9.]{5}$")
 
 #: date formats the specs may name, as (regex, field order)
 DATE_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
@@ -26,28 +25,6 @@ DATETIME_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
     "YYYY-MM-DDTHH:MM": (re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})$"), "ymd"),
     "DD/MM/YYYY HH:MM": (re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4}) ([0-9]{2}):([0-9]{2})$"), "dmy"),
 }
-
-_D = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5), (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
-    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7), (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3), (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
-    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-)
-_P = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4), (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7), (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
-)
-
-
-def nhs_number_valid(digits: str) -> bool:
-    """10 digits whose last is the modulus-11 check digit of the first nine (11 means 0, 10 is invalid)."""
-    if not DIGITS10.match(digits):
-        return False
-    check = 11 - sum(int(d) * w for d, w in zip(digits, NHS_WEIGHTS, strict=False)) % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(digits[9])
-
 
 def nhs_number(text: str) -> str:
     """An NHS number with its spaces removed, checked (standards.md)."""
@@ -120,16 +97,9 @@ def integer(text: str) -> int:
     return int(text)
 
 
-def verhoeff_valid(digits: str) -> bool:
-    check = 0
-    for position, char in enumerate(reversed(digits)):
-        check = _D[check][_P[position % 8][ord(char) - 48]]
-    return check == 0
-
-
 def snomed(text: str) -> str:
     """A SNOMED CT concept id: digits, concept partition, Verhoeff check digit."""
-    if not (SCTID.match(text) and text[-3:-1] in ("00", "10") and verhoeff_valid(text)):
+    if not snomed_concept_id_valid(text):
         raise ValueError(f"{text!r} is not a SNOMED CT concept id")
     return text
 
@@ -148,7 +118,7 @@ def icd10(text: str) -> str:
 
 
 def read_code(text: str) -> str:
-    if not READ.match(text):
+    if not read_code_valid(text):
         raise ValueError(f"{text!r} is not a Read code (5 characters)")
     return text
 

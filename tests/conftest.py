@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
@@ -98,3 +100,37 @@ def fresh_app(tmp_path: Path):
     yield application
     application.extensions["sharedcare"].services.database.dispose()
     drop()  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def sample_dir(shared_dir: Path) -> Path:
+    """The sample extracts of ../shared/data/extracts-sample."""
+    folder = shared_dir / "data" / "extracts-sample"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    return folder
+
+
+@contextmanager
+def app_factory(tmp_path_factory: pytest.TempPathFactory, prefix: str,
+                prepare: Callable[[Flask], None] | None = None,
+                finish: Callable[[Flask], None] | None = None) -> Iterator[Callable[[], Flask]]:
+    """A factory of apps, each on its own empty database; every database is dropped on exit."""
+    made: list[tuple[Flask, Callable[[], None]]] = []
+
+    def make() -> Flask:
+        url, drop = create_database(tmp_path_factory.mktemp(prefix))
+        application = create_app(Settings.from_env({}, database_url=url))
+        if prepare is not None:
+            prepare(application)
+        made.append((application, drop))  # type: ignore[arg-type]
+        return application
+
+    try:
+        yield make
+    finally:
+        for application, drop in made:
+            if finish is not None:
+                finish(application)
+            application.extensions["sharedcare"].services.database.dispose()
+            drop()

@@ -1,6 +1,8 @@
-"""Database upkeep: refresh planner statistics (and visibility maps) after bulk loads."""
+"""Database upkeep: planner statistics (and visibility maps) refreshed after and during bulk loads."""
 
 from __future__ import annotations
+
+import threading
 
 from sqlalchemy import text
 
@@ -17,3 +19,55 @@ def analyze(database: Database) -> None:
     with engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.exec_driver_sql("PRAGMA optimize")
+
+
+#: tables of ours whose statistics are older than their contents: changed rows exceed the rows last counted
+#: (plus a floor), i.e. the table has about doubled - a geometric schedule, so a table growing from empty
+#: is analyzed a handful of times, not continually
+STALE_TABLES = """
+SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze > :floor + greatest(c.reltuples, 0)
+"""
+#: pg_try_advisory_lock key: one process at a time refreshes statistics
+ANALYZE_LOCK = 0x5C_A11A1
+
+
+class StatisticsKeeper:
+    """Keeps PostgreSQL's planner statistics current while tables grow from empty (a first load into a new
+    database), instead of waiting for autovacuum - or forever, where it is off. Writers report how many
+    versions they committed; every `check_every` versions one process looks for tables that have doubled
+    since they were last analyzed and ANALYZEs them."""
+
+    def __init__(self, database: Database, check_every: int = 2000, floor: int = 1000) -> None:
+        self.database = database
+        self.enabled = database.writer.dialect.name == "postgresql"
+        self.check_every = check_every
+        self.floor = floor
+        self.since_check = 0
+        self.lock = threading.Lock()
+
+    def committed(self, versions: int) -> None:
+        """Called after a write transaction committed `versions` resource versions."""
+        if not self.enabled or versions <= 0:
+            return
+        with self.lock:
+            self.since_check += versions
+            if self.since_check < self.check_every:
+                return
+            self.since_check = 0
+        self.refresh()
+
+    def refresh(self) -> list[str]:
+        """ANALYZE every stale table (unless another process is doing it); returns the tables analyzed."""
+        analyzed: list[str] = []
+        with self.database.reader.connect() as connection:
+            if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ANALYZE_LOCK}).scalar():
+                return analyzed
+            try:
+                stale = connection.execute(text(STALE_TABLES), {"floor": self.floor}).scalars().all()
+                for table in stale:
+                    connection.exec_driver_sql(f'ANALYZE "{table}"')
+                    analyzed.append(table)
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ANALYZE_LOCK})
+        return analyzed

@@ -152,6 +152,7 @@ class Repository:
         self.services = services
         self.pending = PendingRows()
         self.locked: dict[tuple[str, str], CurrentRow | None] = {}
+        self.versions_written = 0
 
     # ----------------------------------------------------------------- reads
 
@@ -489,6 +490,7 @@ class Repository:
         return stored
 
     def notify(self, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        self.versions_written += 1
         for listener in self.services.listeners:
             listener.written(self, stored, resource)
 

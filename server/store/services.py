@@ -18,6 +18,7 @@ from ..fhir.validate import ResourceValidator
 from ..security.context import Caller
 from .db import Database, transaction
 from .indexer import Indexer
+from .maintenance import StatisticsKeeper
 from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
 
@@ -36,6 +37,7 @@ class StoreServices:
     indexer: Indexer
     search: SearchEngine
     base_url: str
+    statistics: StatisticsKeeper
     listeners: list[WriteListener] = field(default_factory=list)
 
     @classmethod
@@ -59,6 +61,7 @@ class StoreServices:
             indexer=Indexer(registry, elements, base_url),
             search=search,
             base_url=base_url,
+            statistics=StatisticsKeeper(database),
         )
 
     @property
@@ -73,6 +76,8 @@ class StoreServices:
             repository = Repository(connection, caller, self)
             yield repository
             repository.finish()
+        if writing:
+            self.statistics.committed(repository.versions_written)
 
 
 def patient_compartment() -> dict[str, list[str]]:

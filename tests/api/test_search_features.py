@@ -217,3 +217,25 @@ def test_hostile_values_give_400_or_empty(world, query):
         assert body["resourceType"] == "Bundle"
     else:
         assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["diagnostics"]
+
+
+def test_deleted_and_other_types_never_match_an_index_criterion(client):
+    """Index criteria alone decide type and liveness: a deleted resource and a resource of another type with
+    the same identifier are never found, by search or by a transaction's conditional references."""
+    system = f"https://example.org/ids/{RUN}"
+    for kind, name in (("Patient", "gone"), ("Patient", "kept"), ("Practitioner", "kept")):
+        put(client, {"resourceType": kind, "id": rid(f"{name}-{kind}"),
+                     "identifier": [{"system": system, "value": name}]})
+    assert client.delete(f"/fhir/Patient/{rid('gone-Patient')}").status_code in (200, 204)
+    found = entries(bundle(client, f"/fhir/Patient?identifier={system}|gone,{system}|kept"))
+    assert [url.rsplit("/", 1)[-1] for url in found] == [rid("kept-Patient")]
+    assert entries(bundle(client, f"/fhir/Patient?identifier={system}|")) == found
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": f"Patient?identifier={system}|{value}"},
+         "resource": {"resourceType": "Patient", "identifier": [{"system": system, "value": value}],
+                      "active": True}} for value in ("gone", "kept")]}
+    response = client.post("/fhir/", data=orjson.dumps(transaction), content_type=FHIR_JSON)
+    assert response.status_code == 200, response.get_json()
+    statuses = [e["response"]["status"] for e in response.get_json()["entry"]]
+    assert statuses[0].startswith("201") and statuses[1].startswith("200")
+    assert response.get_json()["entry"][1]["response"]["location"].startswith(f"Patient/{rid('kept-Patient')}/")

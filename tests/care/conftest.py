@@ -14,12 +14,10 @@ from flask import Flask
 from loaders.load import Loader, LoadOptions
 from loaders.sinks import InProcessSink
 from server.api.model import FhirRequest, FhirResponse
-from server.app import create_app
 from server.care.service import CareServices, care_of
-from server.config import Settings
 from server.fhir.outcome import FhirError
 from server.security.context import Caller
-from tests.conftest import create_database
+from tests.conftest import app_factory
 
 TODAY = date(2026, 11, 2)  # a Monday, the month after the sample extracts
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -28,33 +26,20 @@ PEOPLE = {"jean": "9991000003", "arthur": "9991001379", "margaret": "9991004114"
           "edith": "9991008225", "harold": "9991009590", "ivy": "9991010963"}
 
 
-@pytest.fixture(scope="session")
-def sample_dir(shared_dir: Path) -> Path:
-    folder = shared_dir / "data" / "extracts-sample"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def new_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Flask]]:
     """A factory of apps, each on its own empty database whose care clock reads TODAY."""
-    made: list[tuple[Flask, Any]] = []
 
-    def make() -> Flask:
-        url, drop = create_database(tmp_path_factory.mktemp("caredb"))
-        app = create_app(Settings.from_env({}, database_url=url))
+    def set_clock(app: Flask) -> None:
         care(app).clock = lambda: TODAY
-        made.append((app, drop))
-        return app
 
-    yield make
-    for app, drop in made:
+    def wait_for_runs(app: Flask) -> None:
         runs = care(app).runs
         if runs is not None:
             runs.wait(60)
-        app.extensions["sharedcare"].services.database.dispose()
-        drop()
+
+    with app_factory(tmp_path_factory, "caredb", set_clock, wait_for_runs) as make:
+        yield make
 
 
 def care(app: Flask) -> CareServices:

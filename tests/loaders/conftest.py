@@ -18,10 +18,8 @@ from loaders.report import LoadReport
 from loaders.sinks import HttpSink, InProcessSink
 from mappings import Mappings
 from server.api.model import FhirRequest
-from server.app import create_app
-from server.config import Settings
 from server.security.context import Caller
-from tests.conftest import create_database
+from tests.conftest import app_factory
 
 SOURCES = ("gp", "swift", "hospital")
 
@@ -31,29 +29,11 @@ def mappings() -> Mappings:
     return Mappings.load()
 
 
-@pytest.fixture(scope="session")
-def sample_dir(shared_dir: Path) -> Path:
-    folder = shared_dir / "data" / "extracts-sample"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def new_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Flask]]:
     """A factory of apps, each on its own empty database (dropped when the module ends)."""
-    made: list[tuple[Flask, Any]] = []
-
-    def make() -> Flask:
-        url, drop = create_database(tmp_path_factory.mktemp("loaderdb"))
-        app = create_app(Settings.from_env({}, database_url=url))
-        made.append((app, drop))
-        return app
-
-    yield make
-    for app, drop in made:
-        app.extensions["sharedcare"].services.database.dispose()
-        drop()
+    with app_factory(tmp_path_factory, "loaderdb") as make:
+        yield make
 
 
 def load(app: Flask, source: str, path: Path, mappings: Mappings | None = None, **options: Any) -> LoadReport:

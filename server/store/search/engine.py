@@ -18,7 +18,6 @@ from sqlalchemy import (
     nulls_last,
     select,
     text,
-    tuple_,
     union,
 )
 
@@ -169,19 +168,20 @@ class SearchEngine:
             groups.setdefault((resource_type, name), {}).setdefault((system, code), []).append(query)
         found: dict[tuple[str, str], list[tuple[int, str]]] = {}
         t = idx_token.c
+        # index rows exist only for live current versions and their key names the type: no join needed
+        statement = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk).where(
+            t.sp == bindparam("key"), t.system == bindparam("system"), t.code.in_(bindparam("codes", expanding=True)))
         for (resource_type, name), wanted in groups.items():
             key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
             matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
-            statement = (
-                select(t.system, t.code, resources.c.pk, resources.c.id)
-                .join(resources, resources.c.pk == t.pk)
-                .where(t.sp == key, tuple_(t.system, t.code).in_(bindparam("pairs", expanding=True)),
-                       resources.c.type == resource_type, resources.c.deleted.is_(False))
-            )
-            pairs = sorted(wanted)
-            for start in range(0, len(pairs), 500):
-                for row in repo.connection.execute(statement, {"pairs": pairs[start:start + 500]}):
-                    matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
+            by_system: dict[str, list[str]] = {}
+            for system, code in sorted(wanted):
+                by_system.setdefault(system, []).append(code)
+            for system, codes in by_system.items():
+                for start in range(0, len(codes), 500):
+                    chunk = {"key": key, "system": system, "codes": codes[start:start + 500]}
+                    for row in repo.connection.execute(statement, chunk):
+                        matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
             for pair, queries in wanted.items():
                 for query in queries:
                     found[(resource_type, query)] = sorted(set(matches.get(pair, [])))
@@ -201,9 +201,11 @@ class SearchEngine:
     def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None,
                  criteria: list[Criterion] | None = None) -> Select:
         types = query.resource_types
-        type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
-        clauses = [type_clause, resources.c.deleted.is_(False), *extra]
         chosen = query.criteria if criteria is None else criteria
+        clauses = list(extra)
+        if not any(predicates.confines(c) for c in chosen):
+            type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
+            clauses[:0] = [type_clause, resources.c.deleted.is_(False)]
         clauses.extend(predicates.build(c, resources, context or self.context) for c in chosen)
         return select(resources.c.pk).where(*clauses)
 

@@ -61,6 +61,16 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def confines(criterion: Criterion) -> bool:
+    """Whether the criterion holds only for live resources of its types: a positive match on their own index
+    rows, which exist only for current, undeleted versions and whose keys name the type. A search with one
+    such criterion needs no separate type and deletion checks - checks whose row estimates go badly wrong
+    while a type is new to the planner's statistics (the first load of a fresh database)."""
+    param = criterion.param
+    return (criterion.special is None and not criterion.chain and param is not None
+            and param.type in TABLES_BY_TYPE and criterion.modifier not in ("missing", "not", "not-in"))
+
+
 def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
     """The predicate (over the resources row `row`) for one criterion."""
     if criterion.special == "_id":
@@ -235,9 +245,22 @@ def token_clause(value: str, system_col: ColumnElement, code_col: ColumnElement)
 
 
 def token_clauses(values: list[str], system_col: ColumnElement, code_col: ColumnElement) -> ColumnElement[bool]:
+    """OR of token values, codes grouped per system so that a long list is one `IN` per system (an OR of
+    hundreds of system-and-code pairs would be planned as a filter over every row)."""
     plain = [v for v in values if "|" not in v.replace("\\|", "")]
-    others = [v for v in values if v not in plain]
-    clauses = [token_clause(v, system_col, code_col) for v in others]
+    clauses = []
+    by_system: dict[str, list[str]] = {}
+    for value in values:
+        if value in plain:
+            continue
+        parts = split_escaped(value, "|")
+        system, code = parts[0][:TOKEN_MAX], "|".join(parts[1:])[:TOKEN_MAX]
+        if code:
+            by_system.setdefault(system, []).append(code)
+        else:
+            clauses.append(system_col == system)
+    for system, codes in by_system.items():
+        clauses.append(and_(system_col == system, code_col.in_(codes) if len(codes) > 1 else code_col == codes[0]))
     if plain:
         codes = [unescape(v)[:TOKEN_MAX] for v in plain]
         clauses.append(code_col.in_(codes) if len(codes) > 1 else code_col == codes[0])
