@@ -94,7 +94,7 @@ def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
 @click.option("--seed", default=2026, show_default=True, help="Seed of the synthetic population.")
 def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
     """Prepare a demo database: upgrade the schema and, if it is empty, generate a small synthetic
-    population (GP, SWIFT and hospital extracts) and load it through the extract loaders."""
+    population (GP, SWIFT and hospital extracts), load it through the extract loaders and stratify it."""
     from loaders.cli import demo_data
 
     from .store.conformance import CONFORMANCE_TYPES, install_bundled
@@ -114,6 +114,9 @@ def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
         click.echo("The database already holds data; nothing loaded.")
         return
     click.echo(demo_data(settings, synth_dir, patients=patients, practices=practices, seed=seed))
+    from .care.commands import stratify as run_stratify
+
+    click.echo(run_stratify(settings, None, [], 2000).describe())
 
 
 @main.command()
