@@ -165,6 +165,31 @@ PROJECT: dict[str, tuple[str, str, str, list[Concept]]] = {
         ("case-managed", "Case-managed",
          "The person is enrolled in case management: contact the named case manager."),
     ]),
+    "care-task": ("CareTask", "Care task", "Codes of the Tasks the case-management programme raises (Task.code).", [
+        ("screen-for-case-management", "Screen for case management",
+         "The patient newly meets a case-finding criterion or was found by case finding: decide on enrolment."),
+        ("assessment", "Assessment", "The case manager's first assessment of an enrolled patient."),
+        ("admission-alert", "Admission alert", "A case-managed patient has been admitted to hospital."),
+        ("stratification-run", "Stratification run", "A whole-population risk stratification run."),
+    ]),
+    "care-screening-decision": ("CareScreeningDecision", "Care screening decision",
+                                "The outcome of screening for case management (Task.businessStatus).", [
+        ("accepted", "Accepted", "The patient is to be enrolled."),
+        ("declined", "Declined", "The patient is not to be enrolled (declined by the patient or the team)."),
+    ]),
+    "care-outcome": ("CareOutcome", "Care outcome measure",
+                     "The groups of the case-management outcomes MeasureReport ($outcomes).", [
+        ("actively-case-managed", "Patients actively case-managed in the period"),
+        *[(f"{measure}-{when}", f"{label} in the 12 months {when} enrolment")
+          for measure, label in (("emergency-admissions", "Emergency admissions"),
+                                 ("emergency-bed-days", "Emergency bed days"),
+                                 ("ae-attendances", "A&E attendances"),
+                                 ("social-care-hours", "Social care hours"),
+                                 ("social-care-cost", "Social care cost"))
+          for when in ("before", "after")],
+        ("caseload", "Caseload per case manager at the end of the period (mean)"),
+        ("days-to-assessment", "Days from identification to assessment (mean)"),
+    ]),
     "care-role": ("CareRole", "Care role", "Roles of the people who hold and deliver the care plan.", [
         ("case-manager", "Case manager"), ("care-coordinator", "Care coordinator"),
         ("community-matron", "Community matron"), ("social-worker", "Social worker"),
