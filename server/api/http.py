@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -49,7 +50,12 @@ def response_type() -> str:
         if chosen is None:
             raise FhirError(406, [Issue("not-supported", f"_format={requested}: {JSON_ONLY}", ("_format",))])
         return chosen
-    accept = request.headers.get("Accept", "")
+    return media_type_for_accept(request.environ.get("HTTP_ACCEPT", ""))
+
+
+@lru_cache(maxsize=256)
+def media_type_for_accept(accept: str) -> str:
+    """The JSON media type an Accept header allows; 406 when it allows only something else."""
     if not accept.strip():
         return "application/fhir+json"
     kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
@@ -64,6 +70,10 @@ def response_type() -> str:
 
 def read_body() -> tuple[Any, bytes, str, list[tuple[str, str]]]:
     """(parsed body, raw bytes, media type, form parameters) of the current request."""
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in environ \
+            and request.method in ("GET", "HEAD"):
+        return None, b"", "", []  # a read with no body announced: nothing to parse
     raw = request.get_data(cache=False)
     media = (request.mimetype or "").lower()
     if not raw:
@@ -85,15 +95,25 @@ def read_body() -> tuple[Any, bytes, str, list[tuple[str, str]]]:
 
 
 def base_url() -> str:
-    configured = current_app.config["SHAREDCARE_BASE_URL"]
+    """The FHIR base URL: configured, or from the request's scheme, host and mount point."""
+    config = current_app.config
+    configured = config["SHAREDCARE_BASE_URL"]
     if configured:
         return configured
-    return f"{request.scheme}://{request.host}{request.root_path}{current_app.config['SHAREDCARE_FHIR_PATH']}".rstrip("/")
+    environ = request.environ
+    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SCRIPT_NAME"))
+    known = config.setdefault("SHAREDCARE_BASE_URLS", {})
+    found = known.get(key)
+    if found is None:
+        found = f"{request.scheme}://{request.host}{request.root_path}{config['SHAREDCARE_FHIR_PATH']}".rstrip("/")
+        if len(known) < 256:  # Host headers are client input: remember only a bounded number
+            known[key] = found
+    return found
 
 
-def caller() -> Caller:
+def caller(request_id: str | None) -> Caller:
     """The caller of this request (authentication will set it; until then a trusted client)."""
-    return Caller(subject="client", request_id=request.headers.get("X-Request-ID"))
+    return Caller(subject="client", request_id=request_id)
 
 
 def refuse_control_characters(path: str) -> None:
@@ -104,12 +124,13 @@ def refuse_control_characters(path: str) -> None:
 
 
 def fhir_endpoint(path: str) -> Response:
-    headers = request.headers
+    environ = request.environ
     refuse_control_characters(path)
     media_type = response_type()
     body, raw, content_type, form = read_body()
-    prefer_return, prefer_handling = parse_prefer(headers.get("Prefer"))
+    prefer_return, prefer_handling = parse_prefer(environ.get("HTTP_PREFER"))
     params = list(request.args.items(multi=True))
+    request_id = environ.get("HTTP_X_REQUEST_ID")
     fhir_request = FhirRequest(
         method=request.method,
         path=path,
@@ -117,22 +138,23 @@ def fhir_endpoint(path: str) -> Response:
         body=body,
         raw_body=raw,
         content_type=content_type,
-        if_match=headers.get("If-Match"),
-        if_none_match=headers.get("If-None-Match"),
-        if_none_exist=headers.get("If-None-Exist"),
-        if_modified_since=headers.get("If-Modified-Since"),
+        if_match=environ.get("HTTP_IF_MATCH"),
+        if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+        if_none_exist=environ.get("HTTP_IF_NONE_EXIST"),
+        if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
         prefer_return=prefer_return,
         prefer_handling=prefer_handling,
         base_url=base_url(),
     )
-    result = api().handle(fhir_request, caller())
-    return to_http(result, media_type, headers.get("X-Request-ID"))
+    result = api().handle(fhir_request, caller(request_id))
+    return to_http(result, media_type, request_id, pretty_output=request.args.get("_pretty") == "true")
 
 
-def to_http(result: FhirResponse, media_type: str, request_id: str | None = None) -> Response:
+def to_http(result: FhirResponse, media_type: str, request_id: str | None = None, *,
+            pretty_output: bool = False) -> Response:
     body = result.body
     text = "" if body is None else body if isinstance(body, str) else orjson.dumps(body).decode()
-    if text and request.args.get("_pretty") == "true":
+    if text and pretty_output:
         text = pretty(text)
     headers = list(result.headers.items())
     if body is not None:

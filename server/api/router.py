@@ -68,8 +68,10 @@ class Router:
                  type_check: Callable[[str], str]) -> None:
         self.routes = routes
         self.by_length: dict[int, list[Route]] = {}
+        self.by_method: dict[tuple[str, int], list[Route]] = {}
         for candidate in routes:
             self.by_length.setdefault(len(candidate.pattern), []).append(candidate)
+            self.by_method.setdefault((candidate.method, len(candidate.pattern)), []).append(candidate)
         self.operations: dict[str, list[Operation]] = {}
         self.supported_types = supported_types
         self.type_check = type_check
@@ -83,24 +85,29 @@ class Router:
         segments = tuple(s for s in path.strip("/").split("/") if s) if path.strip("/") else ()
         if segments and segments[-1].startswith("$"):
             return self.match_operation(method, segments)
+        for route in self.by_method.get((method, len(segments)), ()):
+            variables = match_pattern(route.pattern, segments)
+            if variables is not None:
+                self.check_types(variables)
+                return route.handler, variables, route.writing
         allowed: set[str] = set()
         for route in self.by_length.get(len(segments), ()):
             variables = match_pattern(route.pattern, segments)
-            if variables is None:
-                continue
-            if "type" in variables:
-                self.type_check(variables["type"])
-            if "compartment" in variables:
-                self.type_check(variables["compartment"])
-            if route.method != method:
+            if variables is not None:
+                self.check_types(variables)
                 allowed.add(route.method)
-                continue
-            return route.handler, variables, route.writing
         if allowed:
             raise FhirError(405, [Issue("not-supported", f"{method} is not allowed on /{path.strip('/')}; "
                                                          f"allowed: {', '.join(sorted(allowed))}")],
                             headers={"Allow": ", ".join(sorted(allowed))})
         raise not_found(f"No FHIR interaction at /{path.strip('/')}")
+
+    def check_types(self, variables: dict[str, str]) -> None:
+        """404 for a type in the path that this server does not serve."""
+        if "type" in variables:
+            self.type_check(variables["type"])
+        if "compartment" in variables:
+            self.type_check(variables["compartment"])
 
     def match_operation(self, method: str, segments: tuple[str, ...]) -> tuple[Handler, dict[str, str], bool]:
         name = segments[-1][1:]

@@ -7,6 +7,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
+from functools import lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS = timedelta(microseconds=1)
@@ -44,7 +45,13 @@ def format_instant(micros: int) -> str:
 
 def format_http_date(micros: int) -> str:
     """Render microseconds as an HTTP date for Last-Modified."""
-    return formatdate(micros / 1_000_000, usegmt=True)
+    return http_date_of_second(micros // 1_000_000)
+
+
+@lru_cache(maxsize=8192)
+def http_date_of_second(second: int) -> str:
+    """An HTTP date for a whole second (cached: loaded resources share a few thousand seconds)."""
+    return formatdate(second, usegmt=True)
 
 
 def parse_http_date(text: str) -> int | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 
 def normalise_url(url: str) -> str:
@@ -63,13 +66,79 @@ def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+READ_CONNECTION_LIFETIME = 3600.0
+
+
+class KeptReadConnections:
+    """One autocommit read connection kept open per thread, so a read skips the pool's checkout and
+    checkin; dropped after a database error or an hour, and closed all together on dispose."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[Connection] = []
+
+    @contextmanager
+    def use(self) -> Iterator[Connection]:
+        local = self.local
+        if getattr(local, "busy", False):  # a read nested in a read on this thread gets its own
+            with self.engine.connect() as nested:
+                yield nested
+            return
+        connection = self.fresh(getattr(local, "connection", None), getattr(local, "born", 0.0))
+        local.busy = True
+        try:
+            yield connection
+        except DBAPIError:
+            self.discard(connection)
+            raise
+        finally:
+            local.busy = False
+            if not connection.closed and connection.in_transaction():
+                connection.rollback()
+
+    def fresh(self, kept: Connection | None, born: float) -> Connection:
+        """The kept connection, or a new one when there is none or it is closed, invalidated or old."""
+        if kept is not None and not kept.closed and not kept.invalidated \
+                and time.monotonic() - born < READ_CONNECTION_LIFETIME:
+            return kept
+        if kept is not None:
+            self.discard(kept)
+        connection = self.engine.connect()
+        self.local.connection, self.local.born = connection, time.monotonic()
+        with self.lock:
+            self.opened.append(connection)
+        return connection
+
+    def discard(self, connection: Connection) -> None:
+        if getattr(self.local, "connection", None) is connection:
+            self.local.connection = None
+        with self.lock:
+            if connection in self.opened:
+                self.opened.remove(connection)
+        with suppress(DBAPIError):  # already broken: nothing to give back
+            connection.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for connection in opened:
+            with suppress(DBAPIError):
+                connection.close()
+
+
 @dataclass(frozen=True)
 class Database:
     """The engines of one database: a writer (transactions) and a reader (autocommit, so a read
-    costs one round trip: no BEGIN, COMMIT or per-checkout resets)."""
+    costs one round trip: no BEGIN, COMMIT or per-checkout resets; each thread keeps its reader)."""
 
     writer: Engine
     reader: Engine
+    kept: KeptReadConnections = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kept", KeptReadConnections(self.reader))
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
@@ -83,6 +152,7 @@ class Database:
         return cls(writer, reader)
 
     def dispose(self) -> None:
+        self.kept.close_all()
         self.writer.dispose()
         self.reader.dispose()
 
@@ -92,7 +162,7 @@ def transaction(database: Database, *, writing: bool) -> Iterator[Connection]:
     """For writes, one transaction committed on success and rolled back on any exception;
     for reads, statements in autocommit mode."""
     if not writing:
-        with database.reader.connect() as connection:
+        with database.kept.use() as connection:
             yield connection
         return
     with database.writer.connect() as connection:

@@ -496,8 +496,9 @@ class Repository:
 
     def finish(self) -> None:
         """End of a unit of work: listeners react to what was written (and may write more), then flush."""
-        for listener in self.services.listeners:
-            listener.before_commit(self)
+        if self.versions_written:  # listeners only hear of units that wrote
+            for listener in self.services.listeners:
+                listener.before_commit(self)
         self.flush()
 
     def discard_pending(self) -> None:
