@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 from ..fhir.searchparams import param_key
+from ..store.among import among
+from ..store.db import is_postgres
 from ..store.schema import idx_reference, idx_token, resource_versions, resources
 
 CHUNK = 500
@@ -58,14 +60,14 @@ def stream(connection: Connection, resource_type: str, *, patients: list[str] | 
         return
     if ids is not None:
         for part in chunks(sorted(set(ids))):
-            for row in connection.execute(base.where(resources.c.id.in_(part))):
+            for row in connection.execute(base.where(among(resources.c.id, part, is_postgres(connection)))):
                 if row.body is not None:
                     yield row.id, row.body
         return
     x = idx_reference.c
     key = param_key(resource_type, PATIENT_PARAM[resource_type])
     for part in chunks(sorted(set(patients or ()))):
-        members = select(x.pk).where(x.sp == key, x.ttype == "Patient", x.tid.in_(part))
+        members = select(x.pk).where(x.sp == key, x.ttype == "Patient", among(x.tid, part, is_postgres(connection)))
         for row in connection.execute(base.where(resources.c.pk.in_(members))):
             if row.body is not None:
                 yield row.id, row.body
@@ -78,7 +80,8 @@ def referencing(connection: Connection, resource_type: str, code: str, target_ty
     found: list[str] = []
     for part in chunks(sorted(set(target_ids))):
         statement = (select(resources.c.id).join_from(idx_reference, resources, resources.c.pk == x.pk)
-                     .where(x.sp == param_key(resource_type, code), x.ttype == target_type, x.tid.in_(part),
+                     .where(x.sp == param_key(resource_type, code), x.ttype == target_type,
+                            among(x.tid, part, is_postgres(connection)),
                             resources.c.type == resource_type, resources.c.deleted.is_(False)))
         found.extend(row.id for row in connection.execute(statement))
     return found

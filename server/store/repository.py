@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
 from ..fhir.searchparams import param_key
 from ..security.context import Caller
 from ..security.policy import authorize
+from .among import among
 from .bulk import allocate_keys, driver_query, insert_rows
-from .db import advisory_lock, advisory_locks
+from .db import advisory_lock, advisory_locks, is_postgres
 from .indexer import COLUMNS
 from .schema import INDEX_TABLES, resource_versions, resources
 
@@ -148,6 +149,7 @@ class Repository:
 
     def __init__(self, connection: Connection, caller: Caller, services: StoreServices) -> None:
         self.connection = connection
+        self.postgres = is_postgres(connection)
         self.caller = caller
         self.services = services
         self.pending = PendingRows()
@@ -203,7 +205,7 @@ class Repository:
                        resources.c.updated, resource_versions.c.body)
                 .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
                                               resource_versions.c.version == resources.c.version))
-                .where(resources.c.pk.in_(chunk), resources.c.deleted.is_(False))
+                .where(among(resources.c.pk, chunk, self.postgres), resources.c.deleted.is_(False))
             )
             for row in rows:
                 found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)
@@ -419,17 +421,21 @@ class Repository:
     def prefetch_current(self, keys: list[tuple[str, str]]) -> None:
         """Lock and read the current rows of many resources at once (a transaction about to update them)."""
         self.flush()
-        wanted = sorted(set(keys) - set(self.locked))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            found = {
-                (row.type, row.id): (row.pk, row.version, row.updated, row.deleted, row.body)
-                for row in self.connection.execute(
-                    current_rows().add_columns(resources.c.type, resources.c.id)
-                    .where(tuple_(resources.c.type, resources.c.id).in_(chunk)).order_by(resources.c.pk))
-            }
-            for key in chunk:
-                self.locked[key] = found.get(key)
+        ids_by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in sorted(set(keys) - set(self.locked)):
+            ids_by_type.setdefault(resource_type, []).append(resource_id)
+        for resource_type, ids in ids_by_type.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                found = {
+                    row.id: (row.pk, row.version, row.updated, row.deleted, row.body)
+                    for row in self.connection.execute(
+                        current_rows().add_columns(resources.c.id)
+                        .where(resources.c.type == resource_type, among(resources.c.id, chunk, self.postgres))
+                        .order_by(resources.c.pk))
+                }
+                for resource_id in chunk:
+                    self.locked[(resource_type, resource_id)] = found.get(resource_id)
 
     def canonical(self, resource_type: str, resource_id: str, resource: dict[str, Any],
                   version: int, updated: int) -> str:
@@ -515,7 +521,7 @@ class Repository:
             self.write_creates(pending)
         if pending.stale:
             for table in INDEX_TABLES.values():
-                self.connection.execute(delete(table).where(table.c.pk.in_(pending.stale)))
+                self.connection.execute(delete(table).where(among(table.c.pk, pending.stale, self.postgres)))
         insert_rows(self.connection, "resource_versions", VERSION_COLUMNS, pending.versions)
         for name, rows in pending.index.items():
             insert_rows(self.connection, INDEX_TABLES[name].name, COLUMNS[name], rows)

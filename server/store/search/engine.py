@@ -13,7 +13,6 @@ from sqlalchemy import (
     FromClause,
     Select,
     and_,
-    bindparam,
     func,
     nulls_last,
     select,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 
 from ...fhir.outcome import bad_request
 from ...fhir.searchparams import SearchParamRegistry
+from ..among import among
 from ..indexer import TOKEN_MAX
 from ..schema import (
     idx_date,
@@ -65,6 +65,11 @@ class SearchContext:
     base_url: str
     terminology: Any
     repo: Repository | None = None
+
+    @property
+    def postgres(self) -> bool:
+        """Whether statements go to PostgreSQL (lists become one array parameter there)."""
+        return self.repo is not None and self.repo.postgres
 
     def value_sets(self, values: list[str], name: str) -> list[Any]:
         """Compiled value sets (codes per system, whole systems) for `:in` / `:not-in` values."""
@@ -169,8 +174,7 @@ class SearchEngine:
         found: dict[tuple[str, str], list[tuple[int, str]]] = {}
         t = idx_token.c
         # index rows exist only for live current versions and their key names the type: no join needed
-        statement = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk).where(
-            t.sp == bindparam("key"), t.system == bindparam("system"), t.code.in_(bindparam("codes", expanding=True)))
+        chosen = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk)
         for (resource_type, name), wanted in groups.items():
             key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
             matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
@@ -179,8 +183,9 @@ class SearchEngine:
                 by_system.setdefault(system, []).append(code)
             for system, codes in by_system.items():
                 for start in range(0, len(codes), 500):
-                    chunk = {"key": key, "system": system, "codes": codes[start:start + 500]}
-                    for row in repo.connection.execute(statement, chunk):
+                    statement = chosen.where(t.sp == key, t.system == system,
+                                             among(t.code, codes[start:start + 500], repo.postgres))
+                    for row in repo.connection.execute(statement):
                         matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
             for pair, queries in wanted.items():
                 for query in queries:
@@ -366,7 +371,8 @@ class SearchEngine:
         pks = list(rows[:count])
         fetched = repo.fetch_many(pks)
         matches = [fetched[pk] for pk in pks if pk in fetched]
-        referenced = select(ref.ttype, ref.tid).where(ref.pk.in_(pks), ref.ttype.not_in(["Patient", ""]))
+        referenced = select(ref.ttype, ref.tid).where(among(ref.pk, pks, repo.postgres),
+                                                      ref.ttype.not_in(["Patient", ""]))
         targets: dict[str, set[str]] = {}
         for row in repo.connection.execute(referenced):
             if not types or row.ttype in types:
@@ -377,7 +383,8 @@ class SearchEngine:
             if ttype in self.compartment:
                 continue  # compartment types are members in their own right, on their own page
             found = repo.connection.execute(
-                select(resources.c.pk).where(resources.c.type == ttype, resources.c.id.in_(sorted(ids)),
+                select(resources.c.pk).where(resources.c.type == ttype,
+                                             among(resources.c.id, sorted(ids), repo.postgres),
                                              resources.c.deleted.is_(False))).scalars()
             included_pks.extend(pk for pk in found if pk not in seen)
         included = list(repo.fetch_many(included_pks).values())
@@ -430,13 +437,14 @@ class SearchEngine:
                     continue
                 statement = (
                     select(ref.pk).join(resources, resources.c.pk == ref.pk)
-                    .where(ref.sp.in_(keys), ref.ttype == target_type, ref.tid.in_(ids),
+                    .where(ref.sp.in_(keys), ref.ttype == target_type, among(ref.tid, ids, repo.postgres),
                            resources.c.type == include.source_type, resources.c.deleted.is_(False))
                     .limit(MAX_INCLUDED)
                 )
                 found.extend(repo.connection.execute(statement).scalars())
             return found
-        statement = select(ref.ttype, ref.tid).where(ref.pk.in_([pk for pk, _s in sources]), ref.sp.in_(keys))
+        statement = select(ref.ttype, ref.tid).where(among(ref.pk, [pk for pk, _s in sources], repo.postgres),
+                                                     ref.sp.in_(keys))
         if include.target_type:
             statement = statement.where(ref.ttype == include.target_type)
         targets = {(row.ttype, row.tid) for row in repo.connection.execute(statement) if row.ttype}
@@ -446,7 +454,7 @@ class SearchEngine:
             by_type.setdefault(ttype, []).append(tid)
         for ttype, ids in by_type.items():
             rows = repo.connection.execute(
-                select(resources.c.pk).where(resources.c.type == ttype, resources.c.id.in_(ids),
+                select(resources.c.pk).where(resources.c.type == ttype, among(resources.c.id, ids, repo.postgres),
                                              resources.c.deleted.is_(False))
             ).scalars()
             found.extend(rows)

@@ -12,6 +12,7 @@ from sqlalchemy.sql import Select
 from ...fhir.dates import DateFormatError, now_us, parse_range
 from ...fhir.outcome import bad_request
 from ...fhir.searchparams import SearchParam
+from ..among import among
 from ..indexer import TOKEN_MAX, URI_MAX, normalise, parse_reference
 from ..schema import (
     idx_composite,
@@ -74,7 +75,7 @@ def confines(criterion: Criterion) -> bool:
 def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
     """The predicate (over the resources row `row`) for one criterion."""
     if criterion.special == "_id":
-        return id_predicate(criterion, row)
+        return id_predicate(criterion, row, ctx.postgres)
     if criterion.special == "_lastUpdated":
         return last_updated_predicate(criterion, row)
     if criterion.special == "_has":
@@ -96,11 +97,11 @@ def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnEl
 
 # ----------------------------------------------------------------- column params
 
-def id_predicate(criterion: Criterion, row: FromClause) -> ColumnElement[bool]:
+def id_predicate(criterion: Criterion, row: FromClause, postgres: bool = False) -> ColumnElement[bool]:
     if criterion.modifier == "missing":
         return false() if criterion.values[0] == "true" else true()
     ids = [unescape(v) for v in criterion.values if v]
-    clause = row.c.id.in_(ids) if ids else false()
+    clause = among(row.c.id, ids, postgres) if ids else false()
     return not_(clause) if criterion.modifier == "not" else clause
 
 
@@ -244,7 +245,8 @@ def token_clause(value: str, system_col: ColumnElement, code_col: ColumnElement)
     return and_(system_col == system, code_col == code)
 
 
-def token_clauses(values: list[str], system_col: ColumnElement, code_col: ColumnElement) -> ColumnElement[bool]:
+def token_clauses(values: list[str], system_col: ColumnElement, code_col: ColumnElement,
+                  postgres: bool = False) -> ColumnElement[bool]:
     """OR of token values, codes grouped per system so that a long list is one `IN` per system (an OR of
     hundreds of system-and-code pairs would be planned as a filter over every row)."""
     plain = [v for v in values if "|" not in v.replace("\\|", "")]
@@ -260,10 +262,10 @@ def token_clauses(values: list[str], system_col: ColumnElement, code_col: Column
         else:
             clauses.append(system_col == system)
     for system, codes in by_system.items():
-        clauses.append(and_(system_col == system, code_col.in_(codes) if len(codes) > 1 else code_col == codes[0]))
+        clauses.append(and_(system_col == system, among(code_col, codes, postgres)))
     if plain:
         codes = [unescape(v)[:TOKEN_MAX] for v in plain]
-        clauses.append(code_col.in_(codes) if len(codes) > 1 else code_col == codes[0])
+        clauses.append(among(code_col, codes, postgres))
     return or_(*clauses)
 
 
@@ -291,7 +293,8 @@ def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, k
         clause = value_set_clause(ctx.value_sets(criterion.values, criterion.raw[0]), idx_token)
         matching = select(t.pk).where(sp_match(idx_token, keys), clause)
         return pk_in(row, matching, negate=modifier == "not-in")
-    matching = select(t.pk).where(sp_match(idx_token, keys), token_clauses(criterion.values, t.system, t.code))
+    matching = select(t.pk).where(sp_match(idx_token, keys), token_clauses(criterion.values, t.system, t.code,
+                                                                              ctx.postgres))
     return pk_in(row, matching, negate=modifier == "not")
 
 
@@ -341,7 +344,8 @@ def reference_predicate(criterion: Criterion, row: FromClause, ctx: SearchContex
     if criterion.modifier == "identifier":
         id_keys = keys_of(criterion, ctx, "identifier")
         t = idx_token.c
-        matching = select(t.pk).where(sp_match(idx_token, id_keys), token_clauses(criterion.values, t.system, t.code))
+        matching = select(t.pk).where(sp_match(idx_token, id_keys),
+                                      token_clauses(criterion.values, t.system, t.code, ctx.postgres))
         return pk_in(row, matching)
     clauses = [reference_clause(v, criterion, ctx) for v in criterion.values if v]
     if not clauses:
@@ -474,7 +478,7 @@ def row_condition(criterion: Criterion, table: FromClause, ctx: SearchContext) -
     if criterion.modifier is not None:
         return None
     if kind == "token":
-        return token_clauses(values, c.system, c.code)
+        return token_clauses(values, c.system, c.code, ctx.postgres)
     if kind == "reference":
         clauses = [reference_clause(v, criterion, ctx, table) for v in values if v]
         return or_(*clauses) if clauses else None
