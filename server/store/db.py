@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -70,62 +70,59 @@ READ_CONNECTION_LIFETIME = 3600.0
 
 
 class KeptReadConnections:
-    """One autocommit read connection kept open per thread, so a read skips the pool's checkout and
-    checkin; dropped after a database error or an hour, and closed all together on dispose."""
+    """Autocommit read connections kept checked out between reads, so a read skips the pool's
+    checkout and checkin. Any thread takes an idle one (or opens one) and gives it back after; at most
+    `keep` stay idle, a connection is dropped after a database error or an hour, and all are closed on
+    dispose."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keep: int) -> None:
         self.engine = engine
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.opened: list[Connection] = []
+        self.keep = keep
+        self.idle: deque[tuple[Connection, float]] = deque()  # append and pop are atomic
 
     @contextmanager
     def use(self) -> Iterator[Connection]:
-        local = self.local
-        if getattr(local, "busy", False):  # a read nested in a read on this thread gets its own
-            with self.engine.connect() as nested:
-                yield nested
-            return
-        connection = self.fresh(getattr(local, "connection", None), getattr(local, "born", 0.0))
-        local.busy = True
+        connection, born = self.take()
         try:
             yield connection
         except DBAPIError:
-            self.discard(connection)
+            self.close(connection)
             raise
-        finally:
-            local.busy = False
-            if not connection.closed and connection.in_transaction():
-                connection.rollback()
+        except BaseException:
+            self.give_back(connection, born)
+            raise
+        self.give_back(connection, born)
 
-    def fresh(self, kept: Connection | None, born: float) -> Connection:
-        """The kept connection, or a new one when there is none or it is closed, invalidated or old."""
-        if kept is not None and not kept.closed and not kept.invalidated \
-                and time.monotonic() - born < READ_CONNECTION_LIFETIME:
-            return kept
-        if kept is not None:
-            self.discard(kept)
-        connection = self.engine.connect()
-        self.local.connection, self.local.born = connection, time.monotonic()
-        with self.lock:
-            self.opened.append(connection)
-        return connection
+    def take(self) -> tuple[Connection, float]:
+        while True:
+            try:
+                connection, born = self.idle.pop()
+            except IndexError:
+                return self.engine.connect(), time.monotonic()
+            if connection.invalidated or time.monotonic() - born > READ_CONNECTION_LIFETIME:
+                self.close(connection)
+                continue
+            return connection, born
 
-    def discard(self, connection: Connection) -> None:
-        if getattr(self.local, "connection", None) is connection:
-            self.local.connection = None
-        with self.lock:
-            if connection in self.opened:
-                self.opened.remove(connection)
-        with suppress(DBAPIError):  # already broken: nothing to give back
+    def give_back(self, connection: Connection, born: float) -> None:
+        if connection.closed or connection.invalidated:
+            self.close(connection)
+            return
+        if connection.in_transaction():
+            connection.rollback()
+        if len(self.idle) < self.keep:
+            self.idle.append((connection, born))
+        else:
+            self.close(connection)
+
+    @staticmethod
+    def close(connection: Connection) -> None:
+        with suppress(DBAPIError):  # a broken connection has nothing to give back
             connection.close()
 
     def close_all(self) -> None:
-        with self.lock:
-            opened, self.opened = self.opened, []
-        for connection in opened:
-            with suppress(DBAPIError):
-                connection.close()
+        while self.idle:
+            self.close(self.idle.pop()[0])
 
 
 @dataclass(frozen=True)
@@ -135,21 +132,22 @@ class Database:
 
     writer: Engine
     reader: Engine
+    pool_size: int = 5
     kept: KeptReadConnections = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kept", KeptReadConnections(self.reader))
+        object.__setattr__(self, "kept", KeptReadConnections(self.reader, self.pool_size))
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
         writer = make_engine(url, pool_size=pool_size, echo=echo)
         if writer.dialect.name == "sqlite":
-            return cls(writer, writer.execution_options(reading=True))
+            return cls(writer, writer.execution_options(reading=True), pool_size)
         reader = create_engine(
             normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
             isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
         )
-        return cls(writer, reader)
+        return cls(writer, reader, pool_size)
 
     def dispose(self) -> None:
         self.kept.close_all()
