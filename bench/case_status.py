@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 
-from common import gunicorn, median, scratch_database, wrk
+from common import gunicorn, median, refresh_statistics, scratch_database, wrk
 from synthpop import load_population
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -109,6 +109,7 @@ def main() -> None:
         if args.keep and not args.database:
             print(f"  kept: {url}")
         numbers = prepare(url, args.patients, args.managers, args.enrol, Path(scratch) / "synth", not args.database)
+        refresh_statistics(url)  # as autovacuum would in service (it is off on the benchmark host)
         paths = [f"/fhir/Patient/$case-status?identifier={quote(NHS + '|' + n, safe='')}" for n in numbers]
         script = Path(scratch) / "status.lua"
         script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))

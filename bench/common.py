@@ -44,6 +44,16 @@ def scratch_database(prefix: str = "bench", keep: bool = False) -> Iterator[str]
         admin.dispose()
 
 
+def refresh_statistics(url: str) -> None:
+    """VACUUM ANALYZE after a bulk load, as autovacuum would in service (it is off on the benchmark host)."""
+    from server.store.db import Database
+    from server.store.maintenance import analyze
+
+    database = Database.connect(url)
+    analyze(database)
+    database.dispose()
+
+
 def free_port() -> int:
     import socket
 

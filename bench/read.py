@@ -3,8 +3,9 @@
 For each backend, prints requests/s and latency of FHIR reads and the ratio to a bare Flask endpoint
 returning a constant JSON body under the same gunicorn configuration. As a reference it also measures a
 minimal Flask endpoint that runs the same lookup with raw psycopg (the floor any PostgreSQL-backed read
-starts from). Load comes from wrk; rounds alternate between the servers and medians are reported,
-because a shared machine's speed drifts over a minute.
+starts from). After loading, VACUUM ANALYZE (ANALYZE on SQLite), as autovacuum would in service. Load
+comes from wrk; rounds alternate between the servers and medians are reported, because a shared
+machine's speed drifts over a minute.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from common import gunicorn, median, scratch_database, synthea_bundles, wrk
+from common import gunicorn, median, refresh_statistics, scratch_database, synthea_bundles, wrk
 
 SET = "synthea3-master-10p.tar.gz"
 LUA = """
@@ -80,6 +81,7 @@ def main() -> None:
         pg_url = stack.enter_context(scratch_database("read"))
         pg = stack.enter_context(gunicorn("server.app:create_app()", {"DATABASE_URL": pg_url}))
         paths = load(pg, bundles)
+        refresh_statistics(pg_url)
         random.Random(7).shuffle(paths)
         script.write_text(LUA % ", ".join(json.dumps(p) for p in paths[:2000]))
         raw_env = {"RAW_DATABASE_URL": pg_url.replace("+psycopg", "")}
@@ -90,6 +92,7 @@ def main() -> None:
         upgrade(sqlite_url)
         lite = stack.enter_context(gunicorn("server.app:create_app()", {"DATABASE_URL": sqlite_url}))
         lite_paths = load(lite, bundles)
+        refresh_statistics(sqlite_url)
         random.Random(7).shuffle(lite_paths)
         lite_script = Path(scratch) / "reads-sqlite.lua"
         lite_script.write_text(LUA % ", ".join(json.dumps(p) for p in lite_paths[:2000]))

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from common import gunicorn, percentile, scratch_database
+from common import gunicorn, percentile, refresh_statistics, scratch_database
 from replicate import Source, read_sets, replicated
 
 HEADERS = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
@@ -56,15 +56,6 @@ class Loader:
         with ThreadPoolExecutor(self.clients) as pool:
             list(pool.map(self.post, bundles))
         return time.perf_counter() - start
-
-
-def refresh_statistics(url: str) -> None:
-    from server.store.db import Database
-    from server.store.maintenance import analyze
-
-    database = Database.connect(url)
-    analyze(database)
-    database.dispose()
 
 
 def count(base: str, query: str) -> tuple[int, float]:
