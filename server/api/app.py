@@ -66,6 +66,7 @@ class FhirApi:
         self.subsetter = Subsetter(services.elements)
         self.bundles = BundleProcessor(self)
         self.capability_cache: dict[str, str] = {}
+        self.base_urls: dict[tuple[str | None, ...], str] = {}  # (scheme, Host, mount point) -> FHIR base URL
 
     def add_operation(self, operation: Operation) -> None:
         self.router.add_operation(operation)

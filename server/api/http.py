@@ -102,7 +102,7 @@ def base_url() -> str:
         return configured
     environ = request.environ
     key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SCRIPT_NAME"))
-    known = config.setdefault("SHAREDCARE_BASE_URLS", {})
+    known = api().base_urls
     found = known.get(key)
     if found is None:
         found = f"{request.scheme}://{request.host}{request.root_path}{config['SHAREDCARE_FHIR_PATH']}".rstrip("/")

@@ -128,7 +128,7 @@ class KeptReadConnections:
 @dataclass(frozen=True)
 class Database:
     """The engines of one database: a writer (transactions) and a reader (autocommit, so a read
-    costs one round trip: no BEGIN, COMMIT or per-checkout resets; each thread keeps its reader)."""
+    costs one round trip: no BEGIN, COMMIT or per-checkout resets; idle readers stay checked out)."""
 
     writer: Engine
     reader: Engine
