@@ -174,7 +174,7 @@ class SearchEngine:
         found: dict[tuple[str, str], list[tuple[int, str]]] = {}
         t = idx_token.c
         # index rows exist only for live current versions and their key names the type: no join needed
-        chosen = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk)
+        lookup = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk)
         for (resource_type, name), wanted in groups.items():
             key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
             matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
@@ -183,7 +183,7 @@ class SearchEngine:
                 by_system.setdefault(system, []).append(code)
             for system, codes in by_system.items():
                 for start in range(0, len(codes), 500):
-                    statement = chosen.where(t.sp == key, t.system == system,
+                    statement = lookup.where(t.sp == key, t.system == system,
                                              among(t.code, codes[start:start + 500], repo.postgres))
                     for row in repo.connection.execute(statement):
                         matches.setdefault((row.system, row.code), []).append((row.pk, row.id))

@@ -249,13 +249,14 @@ def token_clauses(values: list[str], system_col: ColumnElement, code_col: Column
                   postgres: bool = False) -> ColumnElement[bool]:
     """OR of token values, codes grouped per system so that a long list is one `IN` per system (an OR of
     hundreds of system-and-code pairs would be planned as a filter over every row)."""
-    plain = [v for v in values if "|" not in v.replace("\\|", "")]
     clauses = []
+    plain: list[str] = []  # codes of any system
     by_system: dict[str, list[str]] = {}
     for value in values:
-        if value in plain:
-            continue
         parts = split_escaped(value, "|")
+        if len(parts) == 1:
+            plain.append(parts[0][:TOKEN_MAX])
+            continue
         system, code = parts[0][:TOKEN_MAX], "|".join(parts[1:])[:TOKEN_MAX]
         if code:
             by_system.setdefault(system, []).append(code)
@@ -264,8 +265,7 @@ def token_clauses(values: list[str], system_col: ColumnElement, code_col: Column
     for system, codes in by_system.items():
         clauses.append(and_(system_col == system, among(code_col, codes, postgres)))
     if plain:
-        codes = [unescape(v)[:TOKEN_MAX] for v in plain]
-        clauses.append(among(code_col, codes, postgres))
+        clauses.append(among(code_col, plain, postgres))
     return or_(*clauses)
 
 
