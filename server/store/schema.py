@@ -166,3 +166,12 @@ reindex_state = Table(
     Column("last_pk", BigInteger, nullable=False),
     Column("finished", Boolean, nullable=False),
 )
+
+load_ledger = Table(
+    "load_ledger",
+    metadata,
+    Column("stream", String(255), primary_key=True, comment="source/organisation/extract file of the rows"),
+    Column("key", String(255), primary_key=True, comment="the row's stable id within that file"),
+    Column("digest", String(32), nullable=False, comment="of the row's values and the mapping that loaded it"),
+    Column("entry", Text, nullable=False, comment="JSON: the resources the row wrote and the ones it refers to"),
+)
