@@ -42,10 +42,12 @@ def make_sink(source: str, server: str | None, token: str | None) -> tuple[objec
 @click.option("--extract-date", help="Extract date (YYYY-MM, SWIFT YYYY-MM-DD) when PATH does not follow the layout.")
 @click.option("--batch", default=300, show_default=True, help="Resources per transaction.")
 @click.option("--no-snapshot", is_flag=True, help="Do not end what a full snapshot no longer holds.")
+@click.option("--full", is_flag=True, help="Map and compare every row, even those the load ledger shows "
+              "unchanged since their last load (in-process loads skip them by default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def load_command(source: str, path: Path, server: str | None, token: str | None, encoding: str, dry_run: bool,
                  rejects: Path | None, org: str | None, extract_date: str | None, batch: int, no_snapshot: bool,
-                 quiet: bool) -> None:
+                 full: bool, quiet: bool) -> None:
     """Load GP, SWIFT or hospital extracts (a file, an extract folder or a folder of extracts).
 
     Exit code: 0 clean, 1 rows were rejected (see the rejects files), 2 a file was refused (file-level
@@ -61,7 +63,8 @@ def load_command(source: str, path: Path, server: str | None, token: str | None,
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     options = LoadOptions(encoding=encoding, rejects=rejects, dry_run=dry_run, progress=not quiet, org=org,
-                          extract_date=extract_date, batch_resources=batch, snapshot=not no_snapshot)
+                          extract_date=extract_date, batch_resources=batch, snapshot=not no_snapshot,
+                          skip_unchanged=not full)
     sink = None
     try:
         base = None

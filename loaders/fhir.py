@@ -146,9 +146,11 @@ class FhirClient:
                         found.setdefault(value, []).append(resource)
         return found
 
-    def read_many(self, resource_type: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Current versions by id (missing ones are absent)."""
-        searches = [(resource_type, [("_id", chunk)]) for chunk in chunks(sorted(set(ids)))]
+    def read_many(self, resource_type: str, ids: list[str],
+                  narrowing: list[tuple[str, str]] | None = None) -> dict[str, dict[str, Any]]:
+        """Current versions by id (missing ones, and those the narrowing search parameters leave out, are
+        absent)."""
+        searches = [(resource_type, [("_id", chunk), *(narrowing or [])]) for chunk in chunks(sorted(set(ids)))]
         return {r["id"]: r for matches in self.search_many(searches) for r in matches}
 
 

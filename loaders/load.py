@@ -16,19 +16,22 @@ from mappings.terminology import DEFAULT_BASE
 
 from .extracts import Extract, check_extract, find_extracts, is_changes
 from .fhir import EntryResult, FhirClient, version_of
+from .ledger import RowEntry, RowSkipper, file_fingerprint, mappings_digest, refers_of
 from .patients import PatientPlanner
 from .plan import Plan, Planned, for_write, put_by_id
 from .provenance import file_digest, provenance, provenance_id
 from .reader import ExtractReader, FileFault, Record, resolve_encoding
 from .report import FileReport, LoadReport, RowLog
-from .resolver import Resolver
+from .resolver import Lookup, Resolver
 from .sinks import Sink, SinkError
 from .snapshot import ACTIONS, Gone, candidates, protected
 from .strategies import Writer
 
 log = logging.getLogger(__name__)
 TARGET_RESOURCES = 300  # per transaction
+CONFIRM_ROWS = 2000  # rows the ledger shows unchanged, confirmed against the server together
 RETRIES = 3
+INDEXED_WIDTH = 255  # identifier values longer than this are cut in the search index
 ORG_SYSTEMS = {"gp": "ods", "swift": "council-code", "hospital": "ods"}
 ORG_NAMES = {"gp": "GP practice {org}", "swift": "Council {org}", "hospital": "NHS trust {org}"}
 
@@ -45,6 +48,7 @@ class LoadOptions:
     extract_date: str | None = None
     batch_resources: int = TARGET_RESOURCES
     snapshot: bool = True  # end what a full snapshot no longer holds
+    skip_unchanged: bool = True  # skip rows the server's load ledger shows unchanged (in-process loads only)
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Row:
     raw: str
     key: str | None
     values: dict[str, Any]
+    digest: str | None = None  # for the load ledger
+    refers: dict[Lookup, str] = field(default_factory=dict)  # resolved references ("" when not found)
 
 
 @dataclass
@@ -68,6 +74,8 @@ class FileState:
     keys: set[str] = field(default_factory=set)
     protected: set[str] = field(default_factory=set)
     clock: int = 0
+    skipper: RowSkipper | None = None
+    skipped: set[tuple[str, str]] = field(default_factory=set)  # resources of rows the ledger showed unchanged
 
 
 class Loader:
@@ -80,6 +88,7 @@ class Loader:
         self.client = FhirClient(sink) if sink is not None and not self.options.dry_run else None
         self.mappings = mappings if mappings is not None else Mappings.load(base or DEFAULT_BASE)
         self.resolver = Resolver(self.client)
+        self.base_digest: str | None = None  # of the code and terminology the mappings map with
 
     # ------------------------------------------------------------------ extracts
 
@@ -133,24 +142,59 @@ class Loader:
         if self.client is not None:
             self.ensure_provenance(extract, path.name, pid, digest, mapper.systems[ORG_SYSTEMS[extract.source]])
             state.clock = self.client.sink.clock()
+            state.skipper = self.skipper(extract, mapper)
         key_column = mapper.mapping.key
         per_row = sum(3 if spec.each else 1 for spec in mapper.mapping.resources)
         batch_rows = max(10, self.options.batch_resources // per_row)
         batch: list[Row] = []
+        waiting: dict[str, tuple[int, Record, str, RowEntry]] = {}  # rows the ledger may show unchanged
         first_line: dict[str, int] = {}
+
+        def take(index: int, record: Record, digest: str | None) -> None:
+            row = self.check(record, index, mapper, state)
+            if row is None:
+                return
+            row.digest = digest
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                self.process(batch, mapper, state)
+                batch.clear()
+
+        def settle_waiting() -> None:
+            assert state.skipper is not None
+            entries = {key: entry for key, (_i, _r, _d, entry) in waiting.items()}
+            unchanged = state.skipper.confirm(entries)
+            for key, (index, record, digest, entry) in waiting.items():
+                if key in unchanged:
+                    self.skip(entry, state)
+                else:
+                    take(index, record, digest)
+            waiting.clear()
+
         with tqdm(total=reader.rows_estimate(), unit="row", disable=not self.options.progress,
                   desc=f"{extract.source} {extract.org} {extract.label} {path.name}", leave=False) as bar:
             for index, record in enumerate(reader):
                 report.rows += 1
                 bar.update(1)
-                row = self.check(record, index, key_column, mapper, state, first_line)
-                if row is not None:
-                    batch.append(row)
-                if len(batch) >= batch_rows:
-                    self.process(batch, mapper, state)
-                    batch = []
+                admitted, key = self.admit(record, key_column, state, first_line)
+                if not admitted:
+                    continue
+                digest = state.skipper.digest(record.values) if state.skipper is not None else None
+                entry = state.skipper.candidate(key, digest) if state.skipper is not None and digest else None
+                if entry is not None and key:
+                    waiting[key] = (index, record, digest, entry)
+                    if len(waiting) >= CONFIRM_ROWS:
+                        settle_waiting()
+                    continue
+                take(index, record, digest)
+            if waiting:
+                settle_waiting()
             if batch:
                 self.process(batch, mapper, state)
+        if state.skipper is not None:
+            state.skipper.flush()
+            if not is_changes(path):
+                state.skipper.prune(state.keys)
         if self.client is not None and self.options.snapshot and not is_changes(path):
             self.disappear(extract, mapper, state)
         folder = self.options.rejects or path.parent
@@ -164,20 +208,48 @@ class Loader:
         report.held = len(state.rows.held)
         report.seconds = time.perf_counter() - started
 
-    def check(self, record: Record, index: int, key_column: str, mapper: FileMapper, state: FileState,
-              first_line: dict[str, int]) -> Row | None:
-        """Row checks: decodable, the right width, a unique id, and the file's marshmallow schema."""
+    def skipper(self, extract: Extract, mapper: FileMapper) -> RowSkipper | None:
+        """The file's load ledger, when loading in-process with skipping on."""
+        assert self.client is not None
+        ledger = self.client.sink.ledger() if self.options.skip_unchanged else None
+        if ledger is None:
+            return None
+        if self.base_digest is None:
+            self.base_digest = mappings_digest(self.mappings)
+        stream = f"{extract.source}/{extract.org}/{mapper.mapping.files[0]}"
+        return RowSkipper(ledger, stream, file_fingerprint(self.base_digest, mapper))
+
+    def skip(self, entry: RowEntry, state: FileState) -> None:
+        """Account for a row the ledger confirmed unchanged, as if it had been loaded."""
+        for kind, system, value in entry.identities:
+            state.produced[(kind, system)].add(value)
+        for kind, rid, _version in entry.wrote:
+            if (kind, rid) not in state.skipped:  # several rows of a file may write one resource
+                state.skipped.add((kind, rid))
+                state.report.count(kind, "unchanged")
+        state.report.loaded += 1
+        state.report.skipped += 1
+
+    def admit(self, record: Record, key_column: str, state: FileState,
+              first_line: dict[str, int]) -> tuple[bool, str | None]:
+        """(admitted, the row's id or None): a row undecodable, of the wrong width or with a duplicate id is
+        rejected."""
         if record.fault is not None:
             state.rows.reject(record.line, record.fault[0], record.fault[1], record.raw)
-            return None
+            return False, None
         key = record.values.get(key_column) or None
         if key is not None:
             state.keys.add(key)
             if key in first_line:
                 state.rows.reject(record.line, key_column,
                                   f"duplicate id: {key_column} {key} already on line {first_line[key]}", record.raw)
-                return None
+                return False, key
             first_line[key] = record.line
+        return True, key
+
+    def check(self, record: Record, index: int, mapper: FileMapper, state: FileState) -> Row | None:
+        """Row checks: the file's marshmallow schema."""
+        key = record.values.get(mapper.mapping.key) or None
         values, errors = mapper.check(record.values)
         if values is None:
             if key is not None:
@@ -217,10 +289,15 @@ class Loader:
             self.refused(exc, rows, plan, mapper, state, attempt)
             return
         race: set[int] = set()
+        wrote: dict[int, list[tuple[str, str, int] | None]] = defaultdict(list)
         outcomes = iter(results)
         for planned in plan.planned:
             if planned.entry is None:
                 state.report.count(planned.type, "unchanged")
+                version = planned.kept
+                for index in planned.rows:
+                    wrote[index].append((planned.type, version[0], int(version[1]))
+                                        if version and version[1].isdigit() else None)
                 continue
             result = next(outcomes)
             if planned.on_result is not None:
@@ -229,9 +306,29 @@ class Loader:
                 race.update(planned.rows)  # someone else created this person meanwhile: plan these again
                 continue
             state.report.count(planned.type, result.outcome(state.clock))
-        state.report.loaded += len([i for i in good if i not in race])
+            for index in planned.rows:
+                wrote[index].append((planned.type, result.id, result.version)
+                                    if result.id and result.version else None)
+        loaded = [i for i in good if i not in race]
+        state.report.loaded += len(loaded)
+        if state.skipper is not None:
+            self.record(state.skipper, [by_index[i] for i in loaded], mapped, wrote)
         if race and attempt < RETRIES:
             self.process([by_index[i] for i in sorted(race)], mapper, state, attempt + 1)
+
+    def record(self, skipper: RowSkipper, rows: list[Row], mapped: dict[int, list[Mapped]],
+               wrote: dict[int, list[tuple[str, str, int] | None]]) -> None:
+        """Keep in the ledger what each loaded row wrote, so an unchanged row is skipped next time."""
+        for row in rows:
+            written = wrote.get(row.index, [])
+            if row.digest is None or any(w is None for w in written):
+                continue
+            identities = [(m.type, *m.identity) for m in mapped[row.index] if m.identity is not None]
+            identities += [(m.type, str(i["system"]), str(i["value"])) for m in mapped[row.index]
+                           if m.spec.strategy == "patient" for i in m.resource.get("identifier", [])
+                           if i.get("system") and i.get("value")]
+            entry = RowEntry([w for w in written if w is not None], refers_of(row.refers), identities)
+            skipper.remember(row.key, row.digest, entry)
 
     def refused(self, exc: SinkError, rows: list[Row], plan: Plan, mapper: FileMapper, state: FileState,
                 attempt: int) -> None:
@@ -261,6 +358,7 @@ class Loader:
             missing = None
             for key, required in refs:
                 resource_id, why = resolved[key.lookup]
+                row.refers[key.lookup] = resource_id or ""
                 if resource_id is None:
                     if required:
                         missing = (key, why)
@@ -359,7 +457,7 @@ class Loader:
             action = str(spec.disappear.get("action", "keep"))
             if action == "keep":
                 continue
-            function, _narrowing = ACTIONS[action]
+            function, narrowing = ACTIONS[action]
             if spec.strategy == "patient":
                 system = mapper.systems[str(spec.write["local"])]
             else:
@@ -367,11 +465,14 @@ class Loader:
                 system = mapper.systems[spec.identity_system]
             produced = state.keys if spec.strategy == "patient" else state.produced.get((spec.type, system), set())
             options = {**spec.disappear, "practice": extract.org}
-            gone = [(rid, value) for rid, value in candidates(self.client, spec.type, system, action)
-                    if value not in produced and not protected(value, shield)]
+            ledger = state.skipper.ledger if state.skipper is not None else None
+            found = ledger.identified(spec.type, system) if ledger is not None else \
+                candidates(self.client, spec.type, system, action)
+            held = produced | {v[:INDEXED_WIDTH] for v in produced if len(v) > INDEXED_WIDTH}  # cut by the index
+            gone = [(rid, value) for rid, value in found if value not in held and not protected(value, shield)]
             for start in range(0, len(gone), 100):
                 chunk = dict(gone[start:start + 100])
-                current = self.client.read_many(spec.type, list(chunk))
+                current = self.client.read_many(spec.type, list(chunk), narrowing)
                 planned = []
                 for rid, resource in current.items():
                     changed = function(resource, Gone(system, chunk[rid], extract.label, keys, options))

@@ -16,7 +16,7 @@ from typing import Any
 from mappings import Mapped
 
 from .fhir import EntryResult, FhirClient, version_of
-from .plan import Plan, Planned, for_write, post_conditional, put_by_id, same
+from .plan import Plan, Planned, for_write, left_as_is, post_conditional, put_by_id, same
 from .resolver import Resolver, replaced_by
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -224,7 +224,7 @@ class PatientPlanner:
         rows = patient.rows
         body = patient.body
         if patient.original is not None and same(patient.original, body):
-            return Planned("Patient", rows, None)
+            return left_as_is("Patient", rows, patient.original)
         resource = for_write(body, self.provenance)
         if patient.original is not None:
             entry = put_by_id(resource, patient.full_url, (patient.original.get("meta") or {}).get("versionId"))

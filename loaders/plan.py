@@ -21,6 +21,7 @@ class Planned:
     entry: dict[str, Any] | None = None
     on_result: Callable[[EntryResult], None] | None = None
     race: bool = False  # a conditional create: answered 200, someone else created it first; plan again
+    kept: tuple[str, str] | None = None  # (id, version) of the resource left as it is (entry None)
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Plan:
         self.planned.extend(other.planned)
         self.aliases.update(other.aliases)
         self.rejected.update(other.rejected)
+
+
+def left_as_is(resource_type: str, rows: list[int], current: dict[str, Any]) -> Planned:
+    """A resource whose current version already says what the rows say: nothing to write."""
+    version = (current.get("meta") or {}).get("versionId")
+    return Planned(resource_type, rows, None, kept=(str(current["id"]), str(version)) if version else None)
 
 
 def content(resource: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -52,6 +52,7 @@ class FileReport:
     provenance: str | None = None
     rows: int = 0
     loaded: int = 0
+    skipped: int = 0  # of the loaded: rows the load ledger showed unchanged, not mapped or written again
     rejected: int = 0
     held: int = 0
     fault: str | None = None
@@ -106,8 +107,9 @@ class LoadReport:
             if f.fault:
                 lines.append(f"{where}: FILE REFUSED, nothing loaded: {f.fault}")
                 continue
-            lines.append(f"{where}: {f.rows} rows read, {f.loaded} loaded, {f.rejected} rejected, {f.held} held "
-                         f"({f.seconds:.1f} s)")
+            skipped = f" ({f.skipped} unchanged since their last load)" if f.skipped else ""
+            lines.append(f"{where}: {f.rows} rows read, {f.loaded} loaded{skipped}, {f.rejected} rejected, "
+                         f"{f.held} held ({f.seconds:.1f} s)")
             lines += [f"  warning: {w}" for w in f.warnings]
             if f.rejects_file:
                 lines.append(f"  rejected rows: {f.rejects_file}")

@@ -48,6 +48,10 @@ class Sink(Protocol):
         """A server-side time in microseconds no later than any version written after this call."""
         ...
 
+    def ledger(self) -> Any:
+        """The server's load ledger (``server.store.ledger.LoadLedger``) when it is in this process, else None."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -96,6 +100,11 @@ class InProcessSink:
 
     def clock(self) -> int:
         return time.time_ns() // 1000
+
+    def ledger(self) -> Any:
+        from server.store.ledger import LoadLedger
+
+        return LoadLedger(self.api.services.database)
 
     def close(self) -> None:
         if self._owns is not None:
@@ -150,6 +159,9 @@ class HttpSink:
         updated = (entry.get("resource") or {}).get("meta", {}).get("lastUpdated") or \
             (entry.get("response") or {}).get("lastModified")
         return instant_us(updated) + 1 if updated else 0
+
+    def ledger(self) -> Any:
+        return None  # another process's database: every row is mapped and compared through the API
 
     def close(self) -> None:
         self.session.close()

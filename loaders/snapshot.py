@@ -2,7 +2,8 @@
 
 Each resource spec names a ``disappear`` action. After a full snapshot is loaded, the source's current
 resources (found by the identity system, narrowed by the action's search) that the snapshot did not produce
-are changed by that action; rows rejected or held this month protect what they stand for.
+are changed by that action; rows rejected or held this month protect what they stand for. In-process loads
+find the candidates with one indexed query (``LoadLedger.identified``) and narrow them when reading them.
 """
 
 from __future__ import annotations

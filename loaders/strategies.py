@@ -9,7 +9,7 @@ from typing import Any
 from mappings import Mapped
 
 from .fhir import FhirClient, version_of
-from .plan import Plan, Planned, for_write, put_by_id, put_conditional, same
+from .plan import Plan, Planned, for_write, left_as_is, put_by_id, put_conditional, same
 
 
 def upsert(index: int, mapped: Mapped, provenance: str | None) -> Planned:
@@ -73,12 +73,12 @@ class Writer:
         if write["strategy"] == "keep-unchanged":
             keep = tuple(str(k) for k in write.get("keep", []))
             if same(current, new, ignore=keep):
-                return Planned(mapped.type, [index], None)
+                return left_as_is(mapped.type, [index], current)
         elif write["strategy"] == "status-history":
             changed = str(write.get("changed", ""))
             changed_at = values.get(changed[1:]) if changed.startswith("$") else None
             new = with_status_history(current, new, changed_at)
         if same(current, new):
-            return Planned(mapped.type, [index], None)
+            return left_as_is(mapped.type, [index], current)
         return Planned(mapped.type, [index], put_by_id(for_write(new, self.provenance), mapped.full_url,
                                                        version_of(current)))
