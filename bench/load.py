@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20_000, help="Resources in the validate-only sample.")
     parser.add_argument("--data", type=Path, help="Folder for the generated extracts (default: temp folder).")
     parser.add_argument("--no-reload", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="Keep the database (its URL is printed) to study it.")
     args = parser.parse_args()
     root = args.data or Path(tempfile.gettempdir()) / (
         f"sharedcare-bench-load-p{args.patients}-g{args.practices}-s{args.seed}")
@@ -183,7 +184,9 @@ def main() -> None:
     print(f"load: {args.patients} people, {args.practices} practices, {rows} rows in "
           f"{sum(len(j.files) for jobs_ in plan.values() for j in jobs_)} files; {args.workers} worker processes, "
           "in-process sink, PostgreSQL")
-    with scratch_database("load") as url:
+    with scratch_database("load", keep=args.keep) as url:
+        if args.keep:
+            print(f"  database (kept): {url}")
         first, totals = load_month("first ", plan, url, args.workers)
         reload = None
         if not args.no_reload:
