@@ -136,6 +136,12 @@ class RowSkipper:
         if key is not None and len(key) <= MAX_KEY:
             self.pending[key] = (digest, entry.dumps())
 
+    def exclude(self, keys: set[str]) -> None:
+        """These rows are mapped in full next time: their entries are dropped."""
+        for key in keys:
+            self.pending.pop(key, None)
+        self.ledger.forget(self.stream, [key for key in keys if key in self.known])
+
     def flush(self) -> None:
         self.ledger.record(self.stream, self.pending)
         self.pending = {}

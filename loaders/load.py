@@ -76,6 +76,7 @@ class FileState:
     clock: int = 0
     skipper: RowSkipper | None = None
     skipped: set[tuple[str, str]] = field(default_factory=set)  # resources of rows the ledger showed unchanged
+    writers: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))  # resource -> rows
 
 
 class Loader:
@@ -166,7 +167,7 @@ class Loader:
             unchanged = state.skipper.confirm(entries)
             for key, (index, record, digest, entry) in waiting.items():
                 if key in unchanged:
-                    self.skip(entry, state)
+                    self.skip(key, entry, state)
                 else:
                     take(index, record, digest)
             waiting.clear()
@@ -192,6 +193,8 @@ class Loader:
             if batch:
                 self.process(batch, mapper, state)
         if state.skipper is not None:
+            # rows writing one resource together (a Patient on two rows) are applied in file order: never skipped
+            state.skipper.exclude({key for keys in state.writers.values() if len(keys) > 1 for key in keys})
             state.skipper.flush()
             if not is_changes(path):
                 state.skipper.prune(state.keys)
@@ -219,8 +222,10 @@ class Loader:
         stream = f"{extract.source}/{extract.org}/{mapper.mapping.files[0]}"
         return RowSkipper(ledger, stream, file_fingerprint(self.base_digest, mapper))
 
-    def skip(self, entry: RowEntry, state: FileState) -> None:
+    def skip(self, key: str, entry: RowEntry, state: FileState) -> None:
         """Account for a row the ledger confirmed unchanged, as if it had been loaded."""
+        for kind, rid, _version in entry.wrote:
+            state.writers[(kind, rid)].add(key)
         for kind, system, value in entry.identities:
             state.produced[(kind, system)].add(value)
         for kind, rid, _version in entry.wrote:
@@ -312,12 +317,13 @@ class Loader:
         loaded = [i for i in good if i not in race]
         state.report.loaded += len(loaded)
         if state.skipper is not None:
-            self.record(state.skipper, [by_index[i] for i in loaded], mapped, wrote)
+            self.record(state.skipper, [by_index[i] for i in loaded], mapped, wrote, state.writers)
         if race and attempt < RETRIES:
             self.process([by_index[i] for i in sorted(race)], mapper, state, attempt + 1)
 
     def record(self, skipper: RowSkipper, rows: list[Row], mapped: dict[int, list[Mapped]],
-               wrote: dict[int, list[tuple[str, str, int] | None]]) -> None:
+               wrote: dict[int, list[tuple[str, str, int] | None]],
+               writers: dict[tuple[str, str], set[str]]) -> None:
         """Keep in the ledger what each loaded row wrote, so an unchanged row is skipped next time."""
         for row in rows:
             written = wrote.get(row.index, [])
@@ -329,6 +335,9 @@ class Loader:
                            if i.get("system") and i.get("value")]
             entry = RowEntry([w for w in written if w is not None], refers_of(row.refers), identities)
             skipper.remember(row.key, row.digest, entry)
+            if row.key is not None:
+                for kind, rid, _version in entry.wrote:
+                    writers[(kind, rid)].add(row.key)
 
     def refused(self, exc: SinkError, rows: list[Row], plan: Plan, mapper: FileMapper, state: FileState,
                 attempt: int) -> None:
@@ -468,14 +477,20 @@ class Loader:
             ledger = state.skipper.ledger if state.skipper is not None else None
             found = ledger.identified(spec.type, system) if ledger is not None else \
                 candidates(self.client, spec.type, system, action)
-            held = produced | {v[:INDEXED_WIDTH] for v in produced if len(v) > INDEXED_WIDTH}  # cut by the index
-            gone = [(rid, value) for rid, value in found if value not in held and not protected(value, shield)]
-            for start in range(0, len(gone), 100):
-                chunk = dict(gone[start:start + 100])
-                current = self.client.read_many(spec.type, list(chunk), narrowing)
+
+            # index values may be cut: only whole ones are judged before reading the resource itself
+            ids = sorted({rid for rid, value in found if len(value) >= INDEXED_WIDTH or left(value, produced, shield)})
+            for start in range(0, len(ids), 100):
+                current = self.client.read_many(spec.type, ids[start:start + 100], narrowing)
                 planned = []
-                for rid, resource in current.items():
-                    changed = function(resource, Gone(system, chunk[rid], extract.label, keys, options))
+                for resource in current.values():
+                    changed = None
+                    for identifier in resource.get("identifier", []):
+                        value = identifier.get("value")
+                        if identifier.get("system") == system and value and left(str(value), produced, shield):
+                            ended = function(changed or resource, Gone(system, str(value), extract.label, keys,
+                                                                       options))
+                            changed = ended or changed
                     if changed is not None:
                         entry = put_by_id(for_write(changed, state.report.provenance), None, version_of(resource))
                         planned.append(Planned(spec.type, [], entry))
@@ -499,6 +514,11 @@ class Loader:
         for p, result in zip(planned, results, strict=True):
             if result.outcome(state.clock) == "updated":
                 state.report.count(p.type, "ended")
+
+
+def left(value: str, produced: set[str], shield: frozenset[str]) -> bool:
+    """Whether an identity value is no longer in the snapshot (and no rejected or held row stands for it)."""
+    return value not in produced and not protected(value, shield)
 
 
 def substitute(resources: list[dict[str, Any]], aliases: dict[str, str]) -> None:

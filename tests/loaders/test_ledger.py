@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from server.security.context import Caller
 from server.store.ledger import LoadLedger
 
 from .conftest import SOURCES, load, load_all, search, versions
-from .test_changes import SWIFT, copy_extract, edit_csv
+from .test_changes import GP, SWIFT, copy_extract, edit_csv
 from .test_mappings import raw_spec
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -161,3 +162,40 @@ def test_rows_gone_from_a_snapshot_leave_the_ledger(new_app: Callable[[], Flask]
     report = load(app, "swift", later, mappings, rejects=tmp_path)
     assert by_name(report)["services.csv"].outcomes["EpisodeOfCare"]["ended"] == 1, report.render()
     assert set(ledger.entries("swift/E0900001/services.csv")) == before - {gone}
+
+
+def test_rows_writing_one_patient_together_are_never_skipped(new_app: Callable[[], Flask], sample_dir: Path,
+                                                            mappings: Mappings, tmp_path: Path) -> None:
+    app = new_app()
+    folder = copy_extract(sample_dir, tmp_path / "twice", SWIFT, "2026-10-31")
+    with (folder / "clients.csv").open(encoding="utf-8-sig", newline="") as handle:
+        jean = next(row for row in csv.DictReader(handle) if row["Person_ID"] == "SW100234")
+    edit_csv(folder / "clients.csv", add=[{**jean, "Person_ID": "SW999999", "Postcode": "ZZ9 9ZZ"}])
+    for _ in range(2):
+        report = load(app, "swift", folder, mappings, rejects=tmp_path)
+    clients = by_name(report)["clients.csv"]
+    assert clients.skipped == clients.loaded - 2, report.render()  # both of Jean's rows map in file order
+    ledger = LoadLedger(app.extensions["sharedcare"].services.database)
+    assert {"SW100234", "SW999999"}.isdisjoint(ledger.entries("swift/E0900001/clients.csv"))
+    [patient] = search(app, "Patient", identifier=f"{NHS}|{JEAN}")
+    assert patient["address"][0]["postalCode"] == "ZZ9 9ZZ"  # the later row's demographics, as a full load
+
+
+def test_a_long_row_id_rejected_next_month_keeps_what_it_wrote(new_app: Callable[[], Flask], sample_dir: Path,
+                                                               mappings: Mappings, tmp_path: Path) -> None:
+    app = new_app()
+    load(app, "gp", sample_dir / "gp", mappings, rejects=tmp_path)
+    long_id = "E" + "9" * 300
+    first = copy_extract(sample_dir, tmp_path / "first", GP, "2026-11")
+    edit_csv(first / "coded_entries.csv", change=lambda row: row.update(entry_id=long_id) if row["entry_id"] == "E1"
+             else None)
+    load(app, "gp", first, mappings, rejects=tmp_path)
+    [condition] = [c for c in search(app, "Condition") if any(i["value"] == long_id for i in c["identifier"])]
+    assert condition["clinicalStatus"]["coding"][0]["code"] == "active"
+    later = copy_extract(sample_dir, tmp_path / "later", GP, "2026-12")
+    edit_csv(later / "coded_entries.csv", change=lambda row: row.update(entry_id=long_id, effective_date="bad")
+             if row["entry_id"] == "E1" else None)
+    report = load(app, "gp", later, mappings, rejects=tmp_path)
+    assert by_name(report)["coded_entries.csv"].rejected == 1, report.render()
+    kept = search(app, "Condition", _id=condition["id"])[0]
+    assert kept["clinicalStatus"]["coding"][0]["code"] == "active"  # its rejected row protects it
