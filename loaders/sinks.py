@@ -79,8 +79,8 @@ class InProcessSink:
     def from_app(cls, app: Any, source: str) -> InProcessSink:
         from server.security.context import Caller
 
-        return cls(app.extensions["sharedcare"], Caller.system(f"loader:{source}"),
-                   app.config.get("SHAREDCARE_BASE_URL", ""))
+        api = app.extensions["sharedcare"]
+        return cls(api, Caller.system(f"loader:{source}"), api.base_url)
 
     def post(self, bundle: dict[str, Any]) -> dict[str, Any]:
         from server.api.model import FhirRequest

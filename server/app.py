@@ -1,4 +1,4 @@
-"""The application factory: wires settings, database, FHIR API and error handling into Flask."""
+"""The application factory: the FHIR API as WSGI in front of Flask (health and the rest), from settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import Flask, Response
 from sqlalchemy import text
 
 from .api.app import FhirApi
-from .api.http import blueprint, install_error_funnel
+from .api.http import FhirHttp, install_error_funnel
 from .api.operations import register_all
 from .care.service import install as install_care
 from .config import Settings
@@ -23,8 +23,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.config["SHAREDCARE_BASE_URL"] = settings.base_url
-    app.config["SHAREDCARE_FHIR_PATH"] = settings.fhir_path
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles)
@@ -34,8 +32,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_all(fhir_api)
     app.extensions["sharedcare"] = fhir_api
     app.extensions["sharedcare.settings"] = settings
-    app.register_blueprint(blueprint(settings.fhir_path))
     install_error_funnel(app)
+    app.wsgi_app = FhirHttp(fhir_api, app.wsgi_app, fhir_path=settings.fhir_path,  # type: ignore[method-assign]
+                            base_url=settings.base_url, max_bytes=settings.max_request_bytes)
 
     @app.get("/health")
     def health() -> Response:

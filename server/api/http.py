@@ -1,17 +1,21 @@
-"""Flask glue: HTTP requests to FhirRequests, FhirResponses to HTTP, and the one error funnel."""
+"""The FHIR REST API over WSGI: HTTP requests to FhirRequests, FhirResponses to HTTP, one error funnel."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from ..fhir.outcome import FhirError, Issue, operation_outcome
 from ..security.context import Caller
@@ -21,36 +25,38 @@ from .render import pretty
 
 log = logging.getLogger(__name__)
 
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
 CONTROL = re.compile(r"[\x00-\x1f]")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 XML_MARKERS = ("xml",)
 FORMAT_ALIASES = {"json": "application/fhir+json", "application/json": "application/json",
                   "application/fhir+json": "application/fhir+json", "text/json": "application/json"}
 JSON_ONLY = "This server speaks JSON only (application/fhir+json); XML and other formats are not supported"
+OUTCOME_TYPE = ("Content-Type", "application/fhir+json; charset=utf-8")
+NO_BODY_STATUSES = (204, 304)
+BODY_PIECE = 64 * 1024
 
 
-def api() -> FhirApi:
-    return current_app.extensions["sharedcare"]
+@lru_cache(maxsize=64)
+def status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
 
 
-def blueprint(fhir_path: str) -> Blueprint:
-    bp = Blueprint("fhir", __name__, url_prefix=fhir_path if fhir_path != "/" else "")
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    bp.add_url_rule("", "base", fhir_endpoint, methods=methods, defaults={"path": ""})
-    bp.add_url_rule("/", "root", fhir_endpoint, methods=methods, defaults={"path": ""})
-    bp.add_url_rule("/<path:path>", "path", fhir_endpoint, methods=methods)
-    return bp
+def wsgi_text(value: str) -> str:
+    """A WSGI environ string (bytes as latin-1) as the UTF-8 text the client sent."""
+    return value.encode("latin-1").decode("utf-8", "replace")
 
 
-def response_type() -> str:
-    """The JSON media type to answer with; 406 when the client accepts only something else."""
-    requested = request.args.get("_format")
-    if requested is not None:
-        chosen = FORMAT_ALIASES.get(requested.split(";")[0].strip())
-        if chosen is None:
-            raise FhirError(406, [Issue("not-supported", f"_format={requested}: {JSON_ONLY}", ("_format",))])
-        return chosen
-    return media_type_for_accept(request.environ.get("HTTP_ACCEPT", ""))
+def first(params: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in params if key == name), None)
 
 
 @lru_cache(maxsize=256)
@@ -68,14 +74,38 @@ def media_type_for_accept(accept: str) -> str:
     raise FhirError(406, [Issue("not-supported", f"Accept: {accept}: {JSON_ONLY}")])
 
 
-def read_body() -> tuple[Any, bytes, str, list[tuple[str, str]]]:
-    """(parsed body, raw bytes, media type, form parameters) of the current request."""
-    environ = request.environ
+def response_type(environ: Environ, params: list[tuple[str, str]]) -> str:
+    """The JSON media type to answer with (`_format` first, then Accept); 406 when only another is allowed."""
+    requested = first(params, "_format")
+    if requested is not None:
+        chosen = FORMAT_ALIASES.get(requested.split(";")[0].strip())
+        if chosen is None:
+            raise FhirError(406, [Issue("not-supported", f"_format={requested}: {JSON_ONLY}", ("_format",))])
+        return chosen
+    return media_type_for_accept(environ.get("HTTP_ACCEPT", ""))
+
+
+def query_params(environ: Environ) -> list[tuple[str, str]]:
+    query = environ.get("QUERY_STRING", "")
+    if not query:
+        return []
+    return parse_qsl(wsgi_text(query), keep_blank_values=True, errors="replace")
+
+
+def refuse_control_characters(path: str, params: list[tuple[str, str]]) -> None:
+    """Paths and parameters may not carry control characters (they are never valid FHIR values)."""
+    for name, value in [("path", path), *params]:
+        if CONTROL.search(name) or CONTROL.search(value):
+            raise FhirError(400, [Issue("value", f"Control characters are not allowed in '{name}'", (name,))])
+
+
+def read_body(environ: Environ, method: str, max_bytes: int) -> tuple[Any, bytes, str, list[tuple[str, str]]]:
+    """(parsed body, raw bytes, media type, form parameters) of a request; 413 past `max_bytes`."""
     if environ.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in environ \
-            and request.method in ("GET", "HEAD"):
+            and method in ("GET", "HEAD"):
         return None, b"", "", []  # a read with no body announced: nothing to parse
-    raw = request.get_data(cache=False)
-    media = (request.mimetype or "").lower()
+    raw = read_limited(environ, max_bytes)
+    media = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
     if not raw:
         return None, raw, media, []
     if media == "application/x-www-form-urlencoded":
@@ -94,21 +124,28 @@ def read_body() -> tuple[Any, bytes, str, list[tuple[str, str]]]:
         raise FhirError(400, [Issue("structure", f"The body is not valid JSON: {exc}")]) from exc
 
 
-def base_url() -> str:
-    """The FHIR base URL: configured, or from the request's scheme, host and mount point."""
-    config = current_app.config
-    configured = config["SHAREDCARE_BASE_URL"]
-    if configured:
-        return configured
-    environ = request.environ
-    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SCRIPT_NAME"))
-    known = api().base_urls
-    found = known.get(key)
-    if found is None:
-        found = f"{request.scheme}://{request.host}{request.root_path}{config['SHAREDCARE_FHIR_PATH']}".rstrip("/")
-        if len(known) < 256:  # Host headers are client input: remember only a bounded number
-            known[key] = found
-    return found
+def read_limited(environ: Environ, max_bytes: int) -> bytes:
+    """The request body, or 413 when it is (announced or turns out) larger than `max_bytes`; a body of
+    unknown length is read only when the server frames it (chunked encoding, `wsgi.input_terminated`)."""
+    length = get_content_length(environ)
+    if length is not None:
+        if length > max_bytes:
+            raise too_large(max_bytes)
+        return get_input_stream(environ).read()
+    if not environ.get("wsgi.input_terminated"):
+        return b""
+    stream, pieces, total = environ["wsgi.input"], [], 0
+    while piece := stream.read(min(BODY_PIECE, max_bytes + 1 - total)):
+        pieces.append(piece)
+        total += len(piece)
+        if total > max_bytes:
+            raise too_large(max_bytes)
+    return b"".join(pieces)
+
+
+def too_large(max_bytes: int) -> FhirError:
+    return FhirError(413, [Issue("too-costly", f"The request body is larger than this server accepts "
+                                               f"({max_bytes} bytes)")])
 
 
 def caller(request_id: str | None) -> Caller:
@@ -116,80 +153,144 @@ def caller(request_id: str | None) -> Caller:
     return Caller(subject="client", request_id=request_id)
 
 
-def refuse_control_characters(path: str) -> None:
-    """Paths and parameters may not carry control characters (they are never valid FHIR values)."""
-    for name, value in [("path", path), *request.args.items(multi=True)]:
-        if CONTROL.search(name) or CONTROL.search(value):
-            raise FhirError(400, [Issue("value", f"Control characters are not allowed in '{name}'", (name,))])
+def outcome_answer(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
+    return status, [*(headers or {}).items(), OUTCOME_TYPE], orjson.dumps(outcome)
 
 
-def fhir_endpoint(path: str) -> Response:
-    environ = request.environ
-    refuse_control_characters(path)
-    media_type = response_type()
-    body, raw, content_type, form = read_body()
-    prefer_return, prefer_handling = parse_prefer(environ.get("HTTP_PREFER"))
-    params = list(request.args.items(multi=True))
-    request_id = environ.get("HTTP_X_REQUEST_ID")
-    fhir_request = FhirRequest(
-        method=request.method,
-        path=path,
-        params=params + form if form else params,
-        body=body,
-        raw_body=raw,
-        content_type=content_type,
-        if_match=environ.get("HTTP_IF_MATCH"),
-        if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-        if_none_exist=environ.get("HTTP_IF_NONE_EXIST"),
-        if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-        prefer_return=prefer_return,
-        prefer_handling=prefer_handling,
-        base_url=base_url(),
-    )
-    result = api().handle(fhir_request, caller(request_id))
-    return to_http(result, media_type, request_id, pretty_output=request.args.get("_pretty") == "true")
+class FhirHttp:
+    """Serves the FHIR base path as a plain WSGI application (no per-request framework dispatch) and
+    hands every other path, such as /health, to `fallback`."""
+
+    def __init__(self, api: FhirApi, fallback: WsgiApp, *, fhir_path: str, base_url: str, max_bytes: int,
+                 reserved: tuple[str, ...] = ("/health",)) -> None:
+        self.api = api
+        self.fallback = fallback
+        self.fhir_path = "" if fhir_path.strip("/") == "" else "/" + fhir_path.strip("/")
+        self.base_url = base_url.rstrip("/")
+        self.max_bytes = max_bytes
+        self.reserved = reserved
+
+    def fhir_part(self, path: str) -> str | None:
+        """The path below the FHIR base, or None when the path is not the FHIR API's."""
+        prefix = self.fhir_path
+        if not prefix:
+            return None if path in self.reserved else path.lstrip("/")
+        if path == prefix or path == prefix + "/":
+            return ""
+        if path.startswith(prefix + "/"):
+            return path[len(prefix) + 1:]
+        return None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = wsgi_text(environ.get("PATH_INFO", ""))
+        below = self.fhir_part(path)
+        if below is None:
+            return self.fallback(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        request_id = environ.get("HTTP_X_REQUEST_ID")
+        try:
+            status, headers, body = self.answer(environ, method, below, request_id)
+        except FhirError as exc:
+            status, headers, body = outcome_answer(exc.status, exc.outcome(), exc.headers)
+        except HTTPException as exc:  # from reading the body: the client went away
+            status, headers, body = self.http_error(exc)
+        except Exception:
+            reference = request_id or str(uuid.uuid4())
+            log.exception("unhandled error (request %s)", reference)
+            issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
+            status, headers, body = outcome_answer(500, operation_outcome([issue]))
+        if request_id:
+            headers.append(("X-Request-ID", request_id))
+        if status not in NO_BODY_STATUSES:
+            headers.append(("Content-Length", str(len(body))))
+        start_response(status_line(status), headers)
+        return [] if method == "HEAD" or status in NO_BODY_STATUSES else [body]
+
+    def answer(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
+        if method not in METHODS:
+            allowed = ", ".join(METHODS)
+            if method == "OPTIONS":
+                return 200, [("Allow", allowed)], b""
+            raise FhirError(405, [Issue("not-supported", f"{method} is not a FHIR interaction; use {allowed}")],
+                            headers={"Allow": allowed})
+        params = query_params(environ)
+        refuse_control_characters(path, params)
+        media_type = response_type(environ, params)
+        body, raw, content_type, form = read_body(environ, method, self.max_bytes)
+        prefer_return, prefer_handling = parse_prefer(environ.get("HTTP_PREFER"))
+        fhir_request = FhirRequest(
+            method=method,
+            path=path,
+            params=params + form if form else params,
+            body=body,
+            raw_body=raw,
+            content_type=content_type,
+            if_match=environ.get("HTTP_IF_MATCH"),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_none_exist=environ.get("HTTP_IF_NONE_EXIST"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            prefer_return=prefer_return,
+            prefer_handling=prefer_handling,
+            base_url=self.request_base_url(environ),
+        )
+        result = self.api.handle(fhir_request, caller(request_id))
+        return rendered(result, media_type, pretty_output=first(params, "_pretty") == "true")
+
+    def request_base_url(self, environ: Environ) -> str:
+        """The FHIR base URL: configured, or from the request's scheme, host and mount point."""
+        if self.base_url:
+            return self.base_url
+        key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SCRIPT_NAME"))
+        known = self.api.base_urls
+        found = known.get(key)
+        if found is None:
+            root = wsgi_text(environ.get("SCRIPT_NAME") or "").rstrip("/")
+            found = f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}{root}{self.fhir_path}"
+            found = found.rstrip("/")
+            if len(known) < 256:  # Host headers are client input: remember only a bounded number
+                known[key] = found
+        return found
+
+    @staticmethod
+    def http_error(exc: HTTPException) -> Answer:
+        status = exc.code or 500
+        issue = Issue(http_issue_code(status), exc.description or exc.name)
+        return outcome_answer(status, operation_outcome([issue]))
 
 
-def to_http(result: FhirResponse, media_type: str, request_id: str | None = None, *,
-            pretty_output: bool = False) -> Response:
+def rendered(result: FhirResponse, media_type: str, *, pretty_output: bool = False) -> Answer:
+    """Status, headers and body bytes of a FhirResponse."""
     body = result.body
-    text = "" if body is None else body if isinstance(body, str) else orjson.dumps(body).decode()
-    if text and pretty_output:
-        text = pretty(text)
     headers = list(result.headers.items())
-    if body is not None:
-        headers.append(("Content-Type", f"{media_type}; charset=utf-8"))
-    if request_id:
-        headers.append(("X-Request-ID", request_id))
-    return Response("" if request.method == "HEAD" else text, status=result.status, headers=headers)
+    if body is None:
+        return result.status, headers, b""
+    text = body if isinstance(body, str) else orjson.dumps(body).decode()
+    headers.append(("Content-Type", f"{media_type}; charset=utf-8"))
+    return result.status, headers, (pretty(text) if pretty_output and text else text).encode()
+
+
+def http_issue_code(status: int) -> str:
+    return {404: "not-found", 405: "not-supported", 413: "too-costly"}.get(status, "processing")
 
 
 def outcome_response(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     response = Response(orjson.dumps(outcome), status=status, headers=headers or {})
-    response.headers["Content-Type"] = "application/fhir+json; charset=utf-8"
+    response.headers["Content-Type"] = OUTCOME_TYPE[1]
     return response
 
 
 def install_error_funnel(app: Flask) -> None:
-    """Every error becomes an OperationOutcome, here and nowhere else."""
-
-    @app.errorhandler(FhirError)
-    def on_fhir_error(exc: FhirError) -> Response:
-        return outcome_response(exc.status, exc.outcome(), exc.headers)
+    """Every error of the paths Flask serves (all but the FHIR API) becomes an OperationOutcome."""
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        code = {404: "not-found", 405: "not-supported", 413: "too-costly"}.get(status, "processing")
-        message = exc.description or exc.name
-        if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"The request body is larger than this server accepts ({limit} bytes)"
-        return outcome_response(status, operation_outcome([Issue(code, message)]))
+        issue = Issue(http_issue_code(status), exc.description or exc.name)
+        return outcome_response(status, operation_outcome([issue]))
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Response:
-        reference = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        reference = str(uuid.uuid4())
         log.exception("unhandled error (request %s)", reference)
         issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
         return outcome_response(500, operation_outcome([issue]))
