@@ -1,6 +1,8 @@
 """Case status: `Patient/$case-status?identifier=<NHS number>` by 32 concurrent clients through gunicorn on
-PostgreSQL, against a bare Flask endpoint (constant JSON) and a raw psycopg run of the same SQL, measured in
-alternating rounds of the same run.
+PostgreSQL, against a bare Flask endpoint (constant JSON) and raw psycopg runs of the server's statements
+(reading a stored answer; reading what an answer is made from), measured in alternating rounds of the same
+run. Before that, one client in-process: the cost of a lookup that makes its answer against one that finds
+it stored.
 
 The database: a synthetic population (loaders.synth, loaded through the extract loaders), stratified, with
 case managers who enrol the top of the case-finding list; lookups cycle through NHS numbers of enrolled and
@@ -87,9 +89,34 @@ def prepare(database_url: str, patients: int, managers: int, enrol: int, folder:
                 others.append(identifier["value"])
     print(f"  prepared in {time.perf_counter() - started:.0f} s: {summary.patients} patients, "
           f"{len(enrolled)} enrolled with {managers} case managers")
-    app.extensions["sharedcare"].services.database.dispose()
     random.Random(3).shuffle(others)
-    return enrolled + others[:len(enrolled)]
+    numbers = enrolled + others[:len(enrolled)]
+    made_and_stored(app, numbers)
+    app.extensions["sharedcare"].services.database.dispose()
+    return numbers
+
+
+def made_and_stored(app: object, numbers: list[str]) -> None:
+    """Per-lookup time in-process, one client: answers made (no stored ones), then found stored."""
+    from sqlalchemy import delete
+
+    from server.api.model import FhirRequest
+    from server.security.context import Caller
+    from server.store.db import transaction
+    from server.store.schema import case_status
+
+    api = app.extensions["sharedcare"]  # type: ignore[attr-defined]
+    with transaction(api.services.database, writing=True) as connection:
+        connection.execute(delete(case_status))
+    timings = {}
+    for label in ("made", "stored"):
+        started = time.perf_counter()
+        for number in numbers:
+            request = FhirRequest(method="GET", path="Patient/$case-status", params=[("identifier", f"{NHS}|{number}")])
+            assert api.handle(request, Caller.system("bench")).status == 200
+        timings[label] = (time.perf_counter() - started) / len(numbers) * 1000
+    print(f"  in-process, 1 client, {len(numbers)} lookups: answer made {timings['made']:.2f} ms, "
+          f"stored answer {timings['stored']:.2f} ms (x{timings['made'] / timings['stored']:.1f})")
 
 
 def main() -> None:
@@ -116,15 +143,19 @@ def main() -> None:
         bare = stack.enter_context(gunicorn("bare_app:create_app()", {}, ["--pythonpath", here]))
         server = stack.enter_context(gunicorn("server.app:create_app()", {"DATABASE_URL": url}))
         raw_env = {"RAW_DATABASE_URL": url.replace("+psycopg", "")}
-        raw = stack.enter_context(gunicorn("raw_case_status_app:create_app()", raw_env, ["--pythonpath", here]))
+        raw, raw_data = (stack.enter_context(gunicorn("raw_case_status_app:create_app()",
+                                                      {**raw_env, "RAW_STATEMENT": mode}, ["--pythonpath", here]))
+                         for mode in ("stored", "data"))
         check = requests.get(server + paths[0], timeout=10)
         assert check.status_code == 200 and '"caseManaged","valueBoolean":true' in check.text.replace(" ", ""), \
             check.text[:300]
         assert requests.get(raw + paths[0], timeout=10).status_code == 200
+        assert requests.get(raw_data + paths[0], timeout=10).status_code == 200
         targets = {
             "bare Flask constant JSON": (bare + "/fhir/Patient/example", None),
             "$case-status, PostgreSQL": (server + "/fhir/metadata", script),
-            "raw psycopg case-status SQL": (raw + "/health", script),
+            "raw SQL, stored answer": (raw + "/health", script),
+            "raw SQL, answer's data": (raw_data + "/health", script),
         }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         for target, lua in targets.values():

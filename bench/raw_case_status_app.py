@@ -1,4 +1,8 @@
-"""A reference, not the server: Flask running the case-status SQL with raw psycopg (no FHIR logic)."""
+"""A reference, not the server: Flask running a case-status statement with raw psycopg (no FHIR logic).
+
+RAW_STATEMENT picks the statement: `stored` (default) reads the patient's stored answer, as the server does
+when it is fresh; `data` reads everything an answer is made from (the patient, what is linked to them, their
+team members and the members' practitioners), as the server does when it makes one."""
 
 from __future__ import annotations
 
@@ -8,15 +12,18 @@ import threading
 import psycopg
 from flask import Flask, Response, request
 
+from server.care.documents import find_sql
 from server.care.status import lookup_sql
 
-SQL = lookup_sql(True).replace("?", "%s")
+STATEMENTS = {"stored": find_sql(True).replace("?", "%s"), "data": lookup_sql(True).replace("?", "%s")}
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
     local = threading.local()
     url = os.environ["RAW_DATABASE_URL"]
+    mode = os.environ.get("RAW_STATEMENT", "stored")
+    sql = STATEMENTS[mode]
 
     def connection() -> psycopg.Connection:
         if getattr(local, "connection", None) is None:
@@ -30,9 +37,11 @@ def create_app() -> Flask:
     @app.get("/fhir/Patient/$case-status")
     def case_status() -> Response:
         system, _, value = request.args.get("identifier", "").partition("|")
-        rows = connection().execute(SQL, (value, system)).fetchall()
-        if not rows:
+        rows = connection().execute(sql, (value, system)).fetchall()
+        if not rows or rows[0][-1] is None:
             return Response(b"{}", status=404, mimetype="application/fhir+json")
-        return Response("[" + ",".join(body for _t, _i, body in rows) + "]", mimetype="application/fhir+json")
+        if mode == "stored":
+            return Response(rows[0][-1], mimetype="application/fhir+json")
+        return Response("[" + ",".join(row[-1] for row in rows) + "]", mimetype="application/fhir+json")
 
     return app

@@ -71,12 +71,15 @@ class CareServices:
 
 
 def install(store: StoreServices, book: RuleBook | None = None) -> CareServices:
-    """Build the care services of a store and register their write listener (incidence) with it."""
+    """Build the care services of a store and register their write listeners with it: incidence, then the
+    invalidation of stored case-status answers (last, so it also hears what incidence writes)."""
+    from .documents import StatusInvalidation
     from .incidence import CareListener
 
     care = CareServices.build(store, book)
     care.listener = CareListener(care)
     store.listeners.append(care.listener)
+    store.listeners.append(StatusInvalidation())
     return care
 
 

@@ -1,4 +1,5 @@
-"""Case status for hospitals: one SQL statement over the indexes, answered as a Parameters resource."""
+"""Case status for hospitals: the stored answer when fresh, else one SQL statement over the indexes, answered
+as a Parameters resource (and stored)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection
 
 from ..fhir.searchparams import param_key
 from ..store.bulk import driver_query
+from .documents import LINKED, MEMBERS, StatusDocuments
 from .evidence import codings, extension_value, profiles_of
 from .programme import Manager, next_review, plan_summary
 from .record import CURRENT_EPISODE, Stored, has_code, is_shared_plan, patient_name, person_name, phone, service_line
@@ -18,9 +20,6 @@ if TYPE_CHECKING:
     from .service import CareServices
 
 Json = dict[str, Any]
-LINKED = (("EpisodeOfCare", "patient"), ("Flag", "patient"), ("CarePlan", "patient"), ("CareTeam", "patient"),
-          ("RiskAssessment", "patient"))
-MEMBERS = (("CareTeam", "participant"), ("Flag", "author"))
 
 
 def lookup_sql(by_identifier: bool) -> str:
@@ -56,6 +55,25 @@ class CaseStatus:
         self.care = care
         self.by_identifier = lookup_sql(True)
         self.by_id = lookup_sql(False)
+        self.documents = StatusDocuments(care)
+
+    def lookup(self, connection: Connection, today: date, *, patient_id: str | None = None,
+               system: str | None = None, value: str | None = None) -> tuple[str | None, int]:
+        """The answer as JSON text (None when not exactly one patient matched) and how many matched.
+        A fresh stored answer is served as it is; otherwise the answer is made and kept."""
+        documents = self.documents
+        day = today.isoformat()
+        found = documents.find(connection, patient_id=patient_id, system=system, value=value)
+        if len(found) == 1 and found[0].fresh(documents.basis, day):
+            return found[0].body, 1
+        rows = self.fetch(connection, patient_id=patient_id, system=system, value=value)
+        answer = self.answer(rows, today)
+        if answer is None:
+            return None, sum(1 for r in rows if r.type == "Patient")
+        body = orjson.dumps(answer).decode()
+        if len(found) == 1:
+            documents.store(connection, found[0], answer, body, day)
+        return body, 1
 
     def fetch(self, connection: Connection, *, patient_id: str | None = None, system: str | None = None,
               value: str | None = None) -> list[Stored]:

@@ -48,7 +48,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
@@ -60,6 +60,38 @@ def configure_sqlite(engine: Engine) -> None:
             return  # reads run in SQLite's autocommit mode: no transaction to begin
         mode = "IMMEDIATE" if options.get("writing") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+SQLITE_BUSY_MS = 60000  # how long an SQLite statement waits for another connection's write lock
+BRIEF_LOCK_WAIT = "100ms"
+
+
+def write_without_waiting(connection: Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    """Run one write statement (`?` placeholders) in its own short transaction on a reading connection,
+    giving up rather than waiting long for another transaction's locks; whether it ran."""
+    raw: Any = connection.connection.driver_connection
+    if is_postgres(connection):
+        import psycopg
+
+        try:
+            with raw.transaction():
+                raw.execute(f"SET LOCAL lock_timeout = '{BRIEF_LOCK_WAIT}'")
+                raw.execute(sql.replace("?", "%s"), params)
+        except psycopg.errors.LockNotAvailable:
+            return False
+        return True
+    import sqlite3
+
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        raw.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        return False
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    return True
 
 
 def is_postgres(connection: Connection | Engine) -> bool:
@@ -175,11 +207,15 @@ def advisory_lock(connection: Connection, key: int) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def advisory_locks(connection: Connection, keys: list[int]) -> None:
-    """Take many advisory locks in one statement, in key order (so concurrent takers cannot deadlock)."""
-    if keys and is_postgres(connection):
+def advisory_locks(connection: Connection, keys: list[int], shared: list[int] | None = None) -> None:
+    """Take many advisory locks in one statement, in key order (so concurrent takers cannot deadlock):
+    exclusive ones on `keys`, shared ones on `shared` (a key in both is taken exclusively)."""
+    exclusive = set(keys)
+    wanted = sorted(exclusive | set(shared or ()))
+    if wanted and is_postgres(connection):
         connection.execute(
-            text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
-                 "ORDER BY 1) AS ordered"),
-            {"keys": sorted(set(keys))},
+            text("SELECT count(CASE WHEN e THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END) "
+                 "FROM (SELECT k, e FROM unnest(CAST(:keys AS bigint[]), CAST(:exclusive AS boolean[])) AS t(k, e) "
+                 "ORDER BY k) AS ordered"),
+            {"keys": wanted, "exclusive": [key in exclusive for key in wanted]},
         )

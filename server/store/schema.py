@@ -175,3 +175,13 @@ load_ledger = Table(
     Column("digest", String(32), nullable=False, comment="of the row's values and the mapping that loaded it"),
     Column("entry", Text, nullable=False, comment="JSON: the resources the row wrote and the ones it refers to"),
 )
+
+case_status = Table(
+    "case_status",
+    metadata,
+    Column("patient_pk", BigInteger, primary_key=True, autoincrement=False, comment="the Patient's resources.pk"),
+    Column("generation", BigInteger, nullable=False, comment="bumped by every write the answer depends on"),
+    Column("day", String(10), nullable=True, comment="the date the answer was made for, if it depends on it"),
+    Column("basis", String(32), nullable=False, comment="digest of the rule sets and answer format used"),
+    Column("body", Text, nullable=True, comment="the $case-status Parameters as served; NULL when stale"),
+)

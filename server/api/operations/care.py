@@ -186,7 +186,7 @@ def discharge(ix: Interaction, care: CareServices) -> FhirResponse:
 def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> FhirResponse:
     connection = ix.repo.connection
     if "id" in ix.vars:
-        rows = status.fetch(connection, patient_id=ix.id)
+        body, matched = status.lookup(connection, care.today(), patient_id=ix.id)
         wanted = f"Patient/{ix.id}"
     else:
         identifier = ix.request.param("identifier")
@@ -194,16 +194,15 @@ def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> Fhir
             raise bad_request("$case-status needs identifier=https://fhir.nhs.uk/Id/nhs-number|<NHS number>",
                               "identifier", code="required")
         system, _, value = identifier.partition("|")
-        rows = status.fetch(connection, system=system or NHS_NUMBER, value=value.replace(" ", ""))
+        body, matched = status.lookup(connection, care.today(), system=system or NHS_NUMBER,
+                                      value=value.replace(" ", ""))
         wanted = f"the patient with identifier {identifier}"
-    answer = status.answer(rows, care.today())
-    if answer is None:
-        patients = sum(1 for r in rows if r.type == "Patient")
-        if patients > 1:
-            raise bad_request(f"{patients} patients carry identifier {ix.request.param('identifier')}",
+    if body is None:
+        if matched > 1:
+            raise bad_request(f"{matched} patients carry identifier {ix.request.param('identifier')}",
                               "identifier", code="multiple-matches")
         raise not_found(f"No record of {wanted}")
-    return FhirResponse(200, answer)
+    return FhirResponse(200, body)
 
 
 def caseload(ix: Interaction, care: CareServices) -> FhirResponse:

@@ -1,0 +1,270 @@
+"""Precomputed $case-status answers: one row per patient, served as stored until a write makes it stale.
+
+A row holds the answer, the day it was made for (when it depends on the date) and the rule book it was
+made with, plus a generation. Every write the answer depends on bumps the generation and clears the answer
+in the writer's own transaction: the patient, the resources linked to the patient (programme and service
+episodes, flags, plans, care teams, risk assessments), their members (roles, practitioners and others
+named by care teams and flags) and the practitioners of those roles. A lookup that finds no fresh answer
+computes one and stores it only if the generation it started from is still current, so an answer made
+from data older than a concurrent write is never kept. Writers of members and of the links to members
+serialise on advisory locks (a member writer locks each member it writes, a link writer shares a lock on
+each member it names; both share one lock for all members, which a bulk write of more than LOCK_LIMIT
+takes alone and exclusively), so a member's change and a new link to it cannot both miss a patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Connection, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..fhir.searchparams import param_key
+from ..store.among import among
+from ..store.bulk import driver_query
+from ..store.db import advisory_locks, is_postgres, write_without_waiting
+from ..store.repository import Repository, StoredResource
+from ..store.schema import case_status, idx_reference, resource_versions, resources
+from .evidence import patient_of
+
+if TYPE_CHECKING:
+    from .service import CareServices
+
+Json = dict[str, Any]
+LINKED = (("EpisodeOfCare", "patient"), ("Flag", "patient"), ("CarePlan", "patient"), ("CareTeam", "patient"),
+          ("RiskAssessment", "patient"))
+"""The resources an answer reads by their patient reference."""
+MEMBERS = (("CareTeam", "participant"), ("Flag", "author"))
+"""The references by which an answer reads the members of those resources."""
+DOCUMENT_FORMAT = "1"  # bump when the answer's shape changes, so stored answers are made again
+CHUNK = 500
+LINKED_TYPES = frozenset(kind for kind, _code in LINKED)
+# Types that care teams (participant.member) and flags (author) may name, and so appear in an answer.
+MEMBER_TYPES = frozenset({"Practitioner", "PractitionerRole", "RelatedPerson", "Organization", "CareTeam",
+                          "Device", "Patient"})
+LINKED_KEYS = tuple(param_key(kind, code) for kind, code in LINKED)
+MEMBER_KEYS = tuple(param_key(kind, code) for kind, code in MEMBERS)
+ROLE_PRACTITIONER = param_key("PractitionerRole", "practitioner")
+ALL_MEMBERS = param_key("$case-status", "members")
+LOCK_LIMIT = 256
+
+
+def lock_key(resource_type: str, resource_id: str) -> int:
+    return param_key("$case-status", f"{resource_type}/{resource_id}")
+
+
+def basis_of(care: CareServices) -> str:
+    """A digest of what shapes an answer besides the data: the format and the rule book's methods."""
+    methods = "|".join(f"{m.code}@{m.version}" for m in care.book.methods)
+    text = f"{DOCUMENT_FORMAT}|{care.names.base}|{methods}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Found:
+    """A patient matched by a lookup, with its stored answer if any (generation None: no row yet)."""
+
+    patient_pk: int
+    generation: int | None
+    day: str | None
+    basis: str | None
+    body: str | None
+
+    def fresh(self, basis: str, today: str) -> bool:
+        return self.body is not None and self.basis == basis and (self.day is None or self.day == today)
+
+
+STORE_NEW = ("INSERT INTO case_status (patient_pk, generation, day, basis, body) VALUES (?, 0, ?, ?, ?) "
+             "ON CONFLICT (patient_pk) DO NOTHING")
+STORE_AGAIN = "UPDATE case_status SET day = ?, basis = ?, body = ? WHERE patient_pk = ? AND generation = ?"
+
+
+def find_sql(by_identifier: bool) -> str:
+    columns = "s.generation, s.day, s.basis, s.body"
+    if by_identifier:
+        return (f"SELECT t.pk, {columns} FROM idx_token t LEFT JOIN case_status s ON s.patient_pk = t.pk "
+                f"WHERE t.sp = {param_key('Patient', 'identifier')} AND t.code = ? AND t.system = ?")
+    return (f"SELECT r.pk, {columns} FROM resources r LEFT JOIN case_status s ON s.patient_pk = r.pk "
+            f"WHERE r.type = 'Patient' AND r.id = ? AND r.deleted = FALSE")
+
+
+class StatusDocuments:
+    """Finds and stores precomputed answers."""
+
+    def __init__(self, care: CareServices) -> None:
+        self.basis = basis_of(care)
+        self.by_identifier = find_sql(True)
+        self.by_id = find_sql(False)
+
+    def find(self, connection: Connection, *, patient_id: str | None = None, system: str | None = None,
+             value: str | None = None) -> list[Found]:
+        """The patients a lookup matches (one statement), each with its stored answer."""
+        if patient_id is not None:
+            rows = driver_query(connection, self.by_id, (patient_id,)).fetchall()
+        else:
+            rows = driver_query(connection, self.by_identifier, (value, system)).fetchall()
+        return list({row[0]: Found(*row) for row in rows}.values())  # a patient may carry a number twice
+
+    def store(self, connection: Connection, found: Found, answer: Json, body: str, today: str) -> bool:
+        """Keep an answer, unless a write has bumped the generation since `found` was read (or is bumping it
+        now: a lookup does not wait for a writer); whether it was kept."""
+        day = today if depends_on_day(answer) else None
+        if found.generation is None:
+            return write_without_waiting(connection, STORE_NEW, (found.patient_pk, day, self.basis, body))
+        return write_without_waiting(connection, STORE_AGAIN,
+                                     (day, self.basis, body, found.patient_pk, found.generation))
+
+
+def depends_on_day(answer: Json) -> bool:
+    """An answer with a care plan names the next review and summarises the plan as of today."""
+    return any(part.get("name") == "carePlan" for part in answer.get("parameter") or ())
+
+
+def reference_parts(reference: Any) -> tuple[str, str] | None:
+    """(type, id) of a literal reference, relative or absolute."""
+    if isinstance(reference, dict):
+        literal = reference.get("reference")
+        if isinstance(literal, str):
+            parts = literal.split("/")
+            if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-1]:
+                return parts[-2], parts[-1]
+    return None
+
+
+def member_references(kind: str, resource: Json) -> list[tuple[str, str]]:
+    """The members a written resource links into answers: care team members, flag authors, a role's
+    practitioner."""
+    if kind == "CareTeam":
+        found = [reference_parts(p.get("member")) for p in resource.get("participant") or ()
+                 if isinstance(p, dict)]
+    elif kind == "Flag":
+        found = [reference_parts(resource.get("author"))]
+    elif kind == "PractitionerRole":
+        found = [reference_parts(resource.get("practitioner"))]
+    else:
+        found = []
+    return [ref for ref in found if ref is not None]
+
+
+@dataclass
+class Pending:
+    """What one transaction wrote that answers depend on."""
+
+    patients: set[str] = field(default_factory=set)
+    previous: dict[tuple[str, str], int] = field(default_factory=dict)  # linked resource -> version before
+    members: set[tuple[str, str]] = field(default_factory=set)
+    links: set[tuple[str, str]] = field(default_factory=set)
+
+
+class StatusInvalidation:
+    """The WriteListener that bumps the generation of every patient whose answer a transaction changes."""
+
+    def __init__(self) -> None:
+        self.pending: weakref.WeakKeyDictionary[Connection, Pending] = weakref.WeakKeyDictionary()
+        self.lock = threading.Lock()
+
+    def state(self, connection: Connection) -> Pending:
+        with self.lock:
+            found = self.pending.get(connection)
+            if found is None:
+                found = self.pending[connection] = Pending()
+            return found
+
+    def written(self, repo: Repository, stored: StoredResource, resource: Json | None) -> None:
+        kind = stored.type
+        linked, member = kind in LINKED_TYPES, kind in MEMBER_TYPES
+        if not (linked or member) or (kind == "Patient" and stored.version == 1):
+            return  # no stored answer can show a patient being created
+        state = self.state(repo.connection)  # keyed by transaction: the care package writes beside the caller
+        if kind == "Patient" and stored.version > 1:
+            state.patients.add(stored.id)
+        if linked:
+            patient = patient_of(resource, "patient", "subject") if resource is not None else None
+            if patient is not None:
+                state.patients.add(patient)
+            if stored.version > 1:
+                state.previous.setdefault((kind, stored.id), stored.version - 1)
+        if member:
+            state.members.add((kind, stored.id))
+        if resource is not None:
+            state.links.update(member_references(kind, resource))
+
+    def before_commit(self, repo: Repository) -> None:
+        with self.lock:
+            state = self.pending.pop(repo.connection, None)
+        if state is None or not (state.patients or state.previous or state.members or state.links):
+            return
+        repo.flush()
+        connection = repo.connection
+        if len(state.members) > LOCK_LIMIT or len(state.links) > LOCK_LIMIT:  # a bulk write: one lock for all
+            advisory_locks(connection, [ALL_MEMBERS])
+        elif state.members or state.links:
+            advisory_locks(connection, [lock_key(*ref) for ref in state.members],
+                           shared=[ALL_MEMBERS, *(lock_key(*ref) for ref in state.links)])
+        patients = set(state.patients)
+        patients.update(previous_patients(connection, state.previous))
+        patients.update(patients_of_members(connection, state.members))
+        bump(connection, sorted(patients))
+
+
+def previous_patients(connection: Connection, previous: dict[tuple[str, str], int]) -> set[str]:
+    """The patients the versions before this transaction's writes were about."""
+    found: set[str] = set()
+    r, v = resources.c, resource_versions.c
+    keys = sorted((kind, resource_id, version) for (kind, resource_id), version in previous.items())
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start:start + CHUNK]
+        statement = (select(v.body).join_from(resources, resource_versions, v.pk == r.pk)
+                     .where(tuple_(r.type, r.id, v.version).in_(part)))
+        for (body,) in connection.execute(statement):
+            if body is not None:
+                patient = patient_of(orjson.loads(body), "patient", "subject")
+                if patient is not None:
+                    found.add(patient)
+    return found
+
+
+def patients_of_members(connection: Connection, members: Iterable[tuple[str, str]]) -> set[str]:
+    """The patients whose linked resources name one of the members, or a role of one of the practitioners."""
+    by_type: dict[str, set[str]] = {}
+    for kind, resource_id in members:
+        by_type.setdefault(kind, set()).add(resource_id)
+    postgres = is_postgres(connection)
+    x, y = idx_reference.c, idx_reference.alias("y").c
+    practitioners = sorted(by_type.get("Practitioner", ()))
+    for start in range(0, len(practitioners), CHUNK):
+        roles = (select(resources.c.id).join_from(idx_reference, resources, resources.c.pk == x.pk)
+                 .where(x.sp == ROLE_PRACTITIONER, x.ttype == "Practitioner",
+                        among(x.tid, practitioners[start:start + CHUNK], postgres)))
+        by_type.setdefault("PractitionerRole", set()).update(connection.execute(roles).scalars())
+    found: set[str] = set()
+    for kind, ids in sorted(by_type.items()):
+        listed = sorted(ids)
+        for start in range(0, len(listed), CHUNK):
+            holders = select(x.pk).where(x.sp.in_(MEMBER_KEYS), x.ttype == kind,
+                                         among(x.tid, listed[start:start + CHUNK], postgres))
+            statement = select(y.tid).distinct().where(y.pk.in_(holders), y.sp.in_(LINKED_KEYS),
+                                                       y.ttype == "Patient")
+            found.update(connection.execute(statement).scalars())
+    return found
+
+
+def bump(connection: Connection, patient_ids: list[str]) -> None:
+    """New generations (and no answer) for the patients' rows, creating rows that do not exist yet."""
+    postgres = is_postgres(connection)
+    insert = postgres_insert if postgres else sqlite_insert
+    for start in range(0, len(patient_ids), CHUNK):
+        patients = (select(resources.c.pk, literal(1), literal("")).where(
+            resources.c.type == "Patient", among(resources.c.id, patient_ids[start:start + CHUNK], postgres))
+            .order_by(resources.c.pk))
+        statement = insert(case_status).from_select(["patient_pk", "generation", "basis"], patients)
+        connection.execute(statement.on_conflict_do_update(
+            index_elements=[case_status.c.patient_pk],
+            set_={"generation": case_status.c.generation + 1, "body": None}))
