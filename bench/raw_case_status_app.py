@@ -38,10 +38,12 @@ def create_app() -> Flask:
     def case_status() -> Response:
         system, _, value = request.args.get("identifier", "").partition("|")
         rows = connection().execute(sql, (value, system)).fetchall()
-        if not rows or rows[0][-1] is None:
+        if mode == "stored":  # (patient key, generation, day, basis, body)
+            if not rows or rows[0][4] is None:
+                return Response(b"{}", status=404, mimetype="application/fhir+json")
+            return Response(rows[0][4], mimetype="application/fhir+json")
+        if not rows:  # (type, id, body, matched)
             return Response(b"{}", status=404, mimetype="application/fhir+json")
-        if mode == "stored":
-            return Response(rows[0][-1], mimetype="application/fhir+json")
-        return Response("[" + ",".join(row[-1] for row in rows) + "]", mimetype="application/fhir+json")
+        return Response("[" + ",".join(row[2] for row in rows if row[2]) + "]", mimetype="application/fhir+json")
 
     return app

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
 import orjson
 
 from mappings import FileMapper, Mappings
+from server.digests import tree_digest
 
 from .resolver import Lookup
 
@@ -53,21 +53,7 @@ class RowEntry:
 @cache
 def code_digest() -> str:
     """A digest of the loader and mapping packages' code and bundled specs."""
-    digest = hashlib.blake2b(digest_size=16)
-    for package in CODE_PACKAGES:
-        stack = [resources.files(package)]
-        files = []
-        while stack:
-            folder = stack.pop()
-            for entry in folder.iterdir():
-                if entry.is_dir() and entry.name != "__pycache__":
-                    stack.append(entry)
-                elif entry.name.endswith(CODE_SUFFIXES):
-                    files.append(entry)
-        for entry in sorted(files, key=lambda item: str(item)):
-            digest.update(entry.name.encode())
-            digest.update(entry.read_bytes())
-    return digest.hexdigest()
+    return tree_digest(CODE_PACKAGES, CODE_SUFFIXES)
 
 
 def mappings_digest(mappings: Mappings) -> str:

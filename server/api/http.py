@@ -126,21 +126,27 @@ def read_body(environ: Environ, method: str, max_bytes: int) -> tuple[Any, bytes
 
 def read_limited(environ: Environ, max_bytes: int) -> bytes:
     """The request body, or 413 when it is (announced or turns out) larger than `max_bytes`; a body of
-    unknown length is read only when the server frames it (chunked encoding, `wsgi.input_terminated`)."""
+    unknown length is read only when the server frames it (chunked encoding, `wsgi.input_terminated`).
+    A body the server cannot read (broken chunking, a client gone mid-body) is a 400."""
     length = get_content_length(environ)
-    if length is not None:
-        if length > max_bytes:
-            raise too_large(max_bytes)
-        return get_input_stream(environ).read()
-    if not environ.get("wsgi.input_terminated"):
-        return b""
-    stream, pieces, total = environ["wsgi.input"], [], 0
-    while piece := stream.read(min(BODY_PIECE, max_bytes + 1 - total)):
-        pieces.append(piece)
-        total += len(piece)
-        if total > max_bytes:
-            raise too_large(max_bytes)
-    return b"".join(pieces)
+    if length is not None and length > max_bytes:
+        raise too_large(max_bytes)
+    try:
+        if length is not None:
+            return get_input_stream(environ).read()
+        if not environ.get("wsgi.input_terminated"):
+            return b""
+        stream, pieces, total = environ["wsgi.input"], [], 0
+        while piece := stream.read(min(BODY_PIECE, max_bytes + 1 - total)):
+            pieces.append(piece)
+            total += len(piece)
+            if total > max_bytes:
+                raise too_large(max_bytes)
+        return b"".join(pieces)
+    except (FhirError, HTTPException):
+        raise
+    except Exception as exc:  # the WSGI server's own parse errors: the client's framing, not ours
+        raise FhirError(400, [Issue("structure", f"The request body could not be read: {exc}")]) from exc
 
 
 def too_large(max_bytes: int) -> FhirError:
@@ -208,7 +214,7 @@ class FhirHttp:
 
     def answer(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
         if method not in METHODS:
-            allowed = ", ".join(METHODS)
+            allowed = ", ".join((*METHODS, "OPTIONS"))
             if method == "OPTIONS":
                 return 200, [("Allow", allowed)], b""
             raise FhirError(405, [Issue("not-supported", f"{method} is not a FHIR interaction; use {allowed}")],

@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, literal, select, tuple_
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..digests import tree_digest
 from ..fhir.searchparams import param_key
 from ..store.among import among
 from ..store.bulk import driver_query
 from ..store.db import advisory_locks, is_postgres, write_without_waiting
+from ..store.indexer import parse_reference
 from ..store.repository import Repository, StoredResource
 from ..store.schema import case_status, idx_reference, resource_versions, resources
-from .evidence import patient_of
 
 if TYPE_CHECKING:
     from .service import CareServices
@@ -43,7 +44,7 @@ LINKED = (("EpisodeOfCare", "patient"), ("Flag", "patient"), ("CarePlan", "patie
 """The resources an answer reads by their patient reference."""
 MEMBERS = (("CareTeam", "participant"), ("Flag", "author"))
 """The references by which an answer reads the members of those resources."""
-DOCUMENT_FORMAT = "1"  # bump when the answer's shape changes, so stored answers are made again
+DOCUMENT_FORMAT = "1"  # the answers' format (any change to the care package's code also remakes them)
 CHUNK = 500
 LINKED_TYPES = frozenset(kind for kind, _code in LINKED)
 # Types that care teams (participant.member) and flags (author) may name, and so appear in an answer.
@@ -61,9 +62,11 @@ def lock_key(resource_type: str, resource_id: str) -> int:
 
 
 def basis_of(care: CareServices) -> str:
-    """A digest of what shapes an answer besides the data: the format and the rule book's methods."""
+    """A digest of what shapes an answer besides the data: the care package's code, the rule books and
+    terminology bundled with it, the rule book's methods and the project's base URI."""
     methods = "|".join(f"{m.code}@{m.version}" for m in care.book.methods)
-    text = f"{DOCUMENT_FORMAT}|{care.names.base}|{methods}"
+    bundled = tree_digest(("server.care", "profiles/rulesets", "profiles/terminology"))
+    text = f"{DOCUMENT_FORMAT}|{bundled}|{care.names.base}|{methods}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -128,13 +131,22 @@ def depends_on_day(answer: Json) -> bool:
 
 
 def reference_parts(reference: Any) -> tuple[str, str] | None:
-    """(type, id) of a literal reference, relative or absolute."""
-    if isinstance(reference, dict):
-        literal = reference.get("reference")
-        if isinstance(literal, str):
-            parts = literal.split("/")
-            if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-1]:
-                return parts[-2], parts[-1]
+    """(type, id) of a reference as the indexer reads it: relative, absolute, versioned, or an id with `type`."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return None
+    kind, ident, _version = parse_reference(reference["reference"])
+    if not kind and isinstance(reference.get("type"), str) and "/" not in ident:
+        kind = reference["type"]
+    ident = ident.rsplit("/", 1)[-1]
+    return (kind, ident) if kind and ident else None
+
+
+def patient_reference(resource: Json) -> str | None:
+    """The id of the Patient a linked resource is about (`patient` or `subject`)."""
+    for key in ("patient", "subject"):
+        found = reference_parts(resource.get(key))
+        if found is not None and found[0] == "Patient":
+            return found[1]
     return None
 
 
@@ -161,6 +173,10 @@ class Pending:
     previous: dict[tuple[str, str], int] = field(default_factory=dict)  # linked resource -> version before
     members: set[tuple[str, str]] = field(default_factory=set)
     links: set[tuple[str, str]] = field(default_factory=set)
+    new_patients: set[str] = field(default_factory=set)  # members only if named before they existed
+
+    def empty(self) -> bool:
+        return not (self.patients or self.previous or self.members or self.links or self.new_patients)
 
 
 class StatusInvalidation:
@@ -180,13 +196,16 @@ class StatusInvalidation:
     def written(self, repo: Repository, stored: StoredResource, resource: Json | None) -> None:
         kind = stored.type
         linked, member = kind in LINKED_TYPES, kind in MEMBER_TYPES
-        if not (linked or member) or (kind == "Patient" and stored.version == 1):
-            return  # no stored answer can show a patient being created
+        if not (linked or member):
+            return
         state = self.state(repo.connection)  # keyed by transaction: the care package writes beside the caller
-        if kind == "Patient" and stored.version > 1:
+        if kind == "Patient":
+            if stored.version == 1:  # no answer of their own yet; another's team may name them already
+                state.new_patients.add(stored.id)
+                return
             state.patients.add(stored.id)
         if linked:
-            patient = patient_of(resource, "patient", "subject") if resource is not None else None
+            patient = patient_reference(resource) if resource is not None else None
             if patient is not None:
                 state.patients.add(patient)
             if stored.version > 1:
@@ -199,19 +218,26 @@ class StatusInvalidation:
     def before_commit(self, repo: Repository) -> None:
         with self.lock:
             state = self.pending.pop(repo.connection, None)
-        if state is None or not (state.patients or state.previous or state.members or state.links):
+        if state is None or state.empty():
             return
         repo.flush()
         connection = repo.connection
-        if len(state.members) > LOCK_LIMIT or len(state.links) > LOCK_LIMIT:  # a bulk write: one lock for all
+        bulk = len(state.members) > LOCK_LIMIT or len(state.links) > LOCK_LIMIT
+        if bulk:  # one lock for all members
             advisory_locks(connection, [ALL_MEMBERS])
         elif state.members or state.links:
             advisory_locks(connection, [lock_key(*ref) for ref in state.members],
                            shared=[ALL_MEMBERS, *(lock_key(*ref) for ref in state.links)])
+        members = set(state.members)
+        roles = roles_of(connection, [i for kind, i in state.members if kind == "Practitioner"])
+        if roles and not bulk:  # a team being linked to one of these roles now holds it shared
+            advisory_locks(connection, [lock_key("PractitionerRole", role) for role in roles])
+        members.update(("PractitionerRole", role) for role in roles)
+        members.update(("Patient", patient) for patient in state.new_patients)
         patients = set(state.patients)
         patients.update(previous_patients(connection, state.previous))
-        patients.update(patients_of_members(connection, state.members))
-        bump(connection, sorted(patients))
+        patients.update(patients_of_members(connection, members))
+        bump(connection, patients)
 
 
 def previous_patients(connection: Connection, previous: dict[tuple[str, str], int]) -> set[str]:
@@ -225,25 +251,33 @@ def previous_patients(connection: Connection, previous: dict[tuple[str, str], in
                      .where(tuple_(r.type, r.id, v.version).in_(part)))
         for (body,) in connection.execute(statement):
             if body is not None:
-                patient = patient_of(orjson.loads(body), "patient", "subject")
+                patient = patient_reference(orjson.loads(body))
                 if patient is not None:
                     found.add(patient)
     return found
 
 
+def roles_of(connection: Connection, practitioners: list[str]) -> set[str]:
+    """The PractitionerRoles of the practitioners (whose contact details an answer shows)."""
+    postgres = is_postgres(connection)
+    x = idx_reference.c
+    found: set[str] = set()
+    listed = sorted(practitioners)
+    for start in range(0, len(listed), CHUNK):
+        roles = (select(resources.c.id).join_from(idx_reference, resources, resources.c.pk == x.pk)
+                 .where(x.sp == ROLE_PRACTITIONER, x.ttype == "Practitioner",
+                        among(x.tid, listed[start:start + CHUNK], postgres)))
+        found.update(connection.execute(roles).scalars())
+    return found
+
+
 def patients_of_members(connection: Connection, members: Iterable[tuple[str, str]]) -> set[str]:
-    """The patients whose linked resources name one of the members, or a role of one of the practitioners."""
+    """The patients whose linked resources name one of the members."""
     by_type: dict[str, set[str]] = {}
     for kind, resource_id in members:
         by_type.setdefault(kind, set()).add(resource_id)
     postgres = is_postgres(connection)
     x, y = idx_reference.c, idx_reference.alias("y").c
-    practitioners = sorted(by_type.get("Practitioner", ()))
-    for start in range(0, len(practitioners), CHUNK):
-        roles = (select(resources.c.id).join_from(idx_reference, resources, resources.c.pk == x.pk)
-                 .where(x.sp == ROLE_PRACTITIONER, x.ttype == "Practitioner",
-                        among(x.tid, practitioners[start:start + CHUNK], postgres)))
-        by_type.setdefault("PractitionerRole", set()).update(connection.execute(roles).scalars())
     found: set[str] = set()
     for kind, ids in sorted(by_type.items()):
         listed = sorted(ids)
@@ -256,15 +290,20 @@ def patients_of_members(connection: Connection, members: Iterable[tuple[str, str
     return found
 
 
-def bump(connection: Connection, patient_ids: list[str]) -> None:
-    """New generations (and no answer) for the patients' rows, creating rows that do not exist yet."""
+def bump(connection: Connection, patient_ids: Iterable[str]) -> None:
+    """New generations (and no answer) for the patients' rows, creating rows that do not exist yet; rows
+    are taken in key order, so that concurrent bumps cannot deadlock."""
     postgres = is_postgres(connection)
+    listed = sorted(set(patient_ids))
+    keys: list[int] = []
+    for start in range(0, len(listed), CHUNK):
+        keys.extend(connection.execute(select(resources.c.pk).where(
+            resources.c.type == "Patient", among(resources.c.id, listed[start:start + CHUNK], postgres))).scalars())
+    keys.sort()
     insert = postgres_insert if postgres else sqlite_insert
-    for start in range(0, len(patient_ids), CHUNK):
-        patients = (select(resources.c.pk, literal(1), literal("")).where(
-            resources.c.type == "Patient", among(resources.c.id, patient_ids[start:start + CHUNK], postgres))
-            .order_by(resources.c.pk))
-        statement = insert(case_status).from_select(["patient_pk", "generation", "basis"], patients)
+    for start in range(0, len(keys), CHUNK):
+        rows = [{"patient_pk": key, "generation": 1, "basis": ""} for key in keys[start:start + CHUNK]]
+        statement = insert(case_status).values(rows)
         connection.execute(statement.on_conflict_do_update(
             index_elements=[case_status.c.patient_pk],
             set_={"generation": case_status.c.generation + 1, "body": None}))

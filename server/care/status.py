@@ -3,6 +3,7 @@ as a Parameters resource (and stored)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,19 @@ def lookup_sql(by_identifier: bool) -> str:
         f"WHERE x.pk IN (SELECT pk FROM l1) AND x.sp IN ({members})), "
         f"l3 AS (SELECT r.pk AS pk FROM idx_reference x JOIN resources r ON r.type = x.ttype AND r.id = x.tid "
         f"WHERE x.pk IN (SELECT pk FROM l2) AND x.sp = {practitioner}) "
-        f"SELECT r.type, r.id, v.body FROM resources r JOIN resource_versions v "
+        f"SELECT r.type, r.id, v.body, CASE WHEN r.pk IN (SELECT pk FROM pat) THEN 1 ELSE 0 END "
+        f"FROM resources r JOIN resource_versions v "
         f"ON v.pk = r.pk AND v.version = r.version WHERE r.deleted = FALSE AND r.pk IN "
         f"(SELECT pk FROM pat UNION SELECT pk FROM l1 UNION SELECT pk FROM l2 UNION SELECT pk FROM l3)"
     )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a lookup read: the patients it matched, and every row (they, what is linked to them, members)."""
+
+    matched: list[Stored]
+    rows: list[Stored]
 
 
 class CaseStatus:
@@ -66,31 +76,33 @@ class CaseStatus:
         found = documents.find(connection, patient_id=patient_id, system=system, value=value)
         if len(found) == 1 and found[0].fresh(documents.basis, day):
             return found[0].body, 1
-        rows = self.fetch(connection, patient_id=patient_id, system=system, value=value)
-        answer = self.answer(rows, today)
+        fetched = self.fetch(connection, patient_id=patient_id, system=system, value=value)
+        answer = self.answer(fetched, today)
         if answer is None:
-            return None, sum(1 for r in rows if r.type == "Patient")
+            return None, len(fetched.matched)
         body = orjson.dumps(answer).decode()
-        if len(found) == 1:
-            documents.store(connection, found[0], answer, body, day)
+        if len(found) == 1 and not connection.get_execution_options().get("writing"):
+            documents.store(connection, found[0], answer, body, day)  # not inside another's transaction
         return body, 1
 
     def fetch(self, connection: Connection, *, patient_id: str | None = None, system: str | None = None,
-              value: str | None = None) -> list[Stored]:
+              value: str | None = None) -> Fetched:
+        """Everything an answer is made from, in one statement."""
         if patient_id is not None:
             rows = driver_query(connection, self.by_id, (patient_id,)).fetchall()
         else:
             rows = driver_query(connection, self.by_identifier, (value, system)).fetchall()
-        return [Stored(t, i, orjson.loads(b)) for t, i, b in rows if b is not None]
+        found = [(Stored(t, i, orjson.loads(b)), bool(m)) for t, i, b, m in rows if b is not None]
+        return Fetched([stored for stored, matched in found if matched], [stored for stored, _m in found])
 
-    def answer(self, rows: list[Stored], today: date) -> Json | None:
+    def answer(self, fetched: Fetched, today: date) -> Json | None:
         """The Parameters answer, or None when no patient matched (or several did)."""
         care = self.care
         names = care.names
-        patients = [r for r in rows if r.type == "Patient"]
-        if len(patients) != 1:
+        if len(fetched.matched) != 1:
             return None
-        patient = patients[0]
+        patient = fetched.matched[0]
+        rows = fetched.rows
         by_ref = {r.ref: r for r in rows}
         mine = [r for r in rows if r.type != "Patient" and refers_to(r, patient.ref)]
         programmes = [r for r in mine if r.type == "EpisodeOfCare" and any(

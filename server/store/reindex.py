@@ -10,7 +10,7 @@ from ..config import Settings
 from .bulk import insert_rows
 from .db import Database, transaction
 from .indexer import COLUMNS
-from .schema import INDEX_TABLES, reindex_state, resource_versions, resources
+from .schema import INDEX_TABLES, case_status, reindex_state, resource_versions, resources
 from .services import StoreServices
 
 STATE_NAME = "search-indexes"
@@ -49,6 +49,9 @@ def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False
                 if not rows:
                     connection.execute(update(reindex_state).where(reindex_state.c.name == STATE_NAME)
                                        .values(finished=True))
+                    # kept $case-status answers were found through the old indexes: make them again
+                    connection.execute(update(case_status).values(generation=case_status.c.generation + 1,
+                                                                  body=None))
                     break
                 pks = [row.pk for row in rows]
                 for table in INDEX_TABLES.values():

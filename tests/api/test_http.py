@@ -149,3 +149,16 @@ def test_paths_outside_the_fhir_base_stay_with_flask(live_server):
     assert_outcome(requests.get(f"{root}/nowhere", timeout=30), 404, "not-found")
     assert_outcome(requests.post(f"{root}/health", timeout=30), 405, "not-supported")
     assert_outcome(requests.get(f"{root}/fhirish/Patient", timeout=30), 404)
+
+
+def test_a_broken_chunked_body_is_400(small_server):
+    where = urlsplit(small_server)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as connection:
+        connection.sendall(b"POST /care/fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        reply = b""
+        while piece := connection.recv(65536):
+            reply += piece
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert int(head.split(b" ")[1]) == 400, reply[:300]
+    assert orjson.loads(body)["resourceType"] == "OperationOutcome"

@@ -174,10 +174,10 @@ def test_an_answer_made_before_a_concurrent_write_is_not_kept(app: Flask, jean: 
     lookup(app, "edith")
     with transaction(database, writing=False) as connection:
         found: list[Found] = status.documents.find(connection, patient_id=edith)
-        rows = status.fetch(connection, patient_id=edith)  # the answer is made from this data ...
+        fetched = status.fetch(connection, patient_id=edith)  # the answer is made from this data ...
     patient = read(app, f"Patient/{edith}")
     put(app, {**patient, "telecom": [{"system": "phone", "value": "01632 962222"}]})  # ... then a write lands
-    answer = status.answer(rows, services.today())
+    answer = status.answer(fetched, services.today())
     assert answer is not None and len(found) == 1
     generation = stored(app, edith)
     assert generation is not None and generation[0] == (found[0].generation or 0) + 1 and generation[1] is None
@@ -206,3 +206,44 @@ def test_a_lookup_does_not_wait_for_a_writer_to_keep_its_answer(app: Flask, jean
     assert stored(app, ivy) == generation  # answered, but not kept while the writer held the row
     lookup(app, "ivy")
     assert stored(app, ivy)[1] is not None
+
+
+def test_a_patient_named_in_a_team_before_they_exist_shows_once_created(app: Flask, jean: str) -> None:
+    team_id = next(i for i in care_team_ids(app, jean) if read(app, f"CareTeam/{i}")["status"] == "active")
+    team = read(app, f"CareTeam/{team_id}")
+    put(app, {**team, "participant": [*team["participant"], {
+        "role": [{"text": "Neighbour and carer"}], "member": {"reference": "Patient/neighbour-q"}}]})
+
+    def neighbour() -> dict[str, Any]:
+        return next(c for c in parts(lookup(app, "jean"), "careTeamContact")
+                    if part(c, "reference")["reference"] == "Patient/neighbour-q")
+
+    assert "name" not in {p["name"] for p in neighbour()["part"]}
+    created = call(app, "PUT", "Patient/neighbour-q", {
+        "resourceType": "Patient", "id": "neighbour-q", "name": [{"family": "Quinn", "given": ["Mary"]}]})
+    assert created.status == 201, created.body
+    assert part(neighbour(), "name") == "Mary Quinn"
+
+
+def test_a_lookup_inside_a_transaction_answers_without_keeping(app: Flask, jean: str) -> None:
+    edith = patient_id(app, "edith")
+    patient = read(app, f"Patient/{edith}")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {k: v for k, v in patient.items() if k != "meta"} | {"gender": "female"},
+         "request": {"method": "PUT", "url": f"Patient/{edith}"}},
+        {"request": {"method": "GET", "url": f"Patient/{edith}/$case-status"}}]}
+    answer = ok(call(app, "POST", "", bundle))
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses[1].startswith("200"), answer
+    assert answer["entry"][1]["resource"]["resourceType"] == "Parameters"
+    assert lookup(app, "edith") == answer["entry"][1]["resource"]
+
+
+def test_a_reindex_makes_every_answer_again(app: Flask, jean: str) -> None:
+    from server.store.reindex import run_reindex
+
+    lookup(app, "jean")
+    assert stored(app, jean)[1] is not None
+    run_reindex(app.extensions["sharedcare.settings"], progress=False, restart=True)
+    assert stored(app, jean)[1] is None
+    assert part(lookup(app, "jean"), "caseManaged") is True
