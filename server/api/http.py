@@ -199,7 +199,7 @@ class FhirHttp:
         except FhirError as exc:
             status, headers, body = outcome_answer(exc.status, exc.outcome(), exc.headers)
         except HTTPException as exc:  # from reading the body: the client went away
-            status, headers, body = self.http_error(exc)
+            status, headers, body = outcome_answer(*http_exception_outcome(exc))
         except Exception:
             reference = request_id or str(uuid.uuid4())
             log.exception("unhandled error (request %s)", reference)
@@ -257,11 +257,6 @@ class FhirHttp:
                 known[key] = found
         return found
 
-    @staticmethod
-    def http_error(exc: HTTPException) -> Answer:
-        status = exc.code or 500
-        issue = Issue(http_issue_code(status), exc.description or exc.name)
-        return outcome_answer(status, operation_outcome([issue]))
 
 
 def rendered(result: FhirResponse, media_type: str, *, pretty_output: bool = False) -> Answer:
@@ -275,8 +270,11 @@ def rendered(result: FhirResponse, media_type: str, *, pretty_output: bool = Fal
     return result.status, headers, (pretty(text) if pretty_output and text else text).encode()
 
 
-def http_issue_code(status: int) -> str:
-    return {404: "not-found", 405: "not-supported", 413: "too-costly"}.get(status, "processing")
+def http_exception_outcome(exc: HTTPException) -> tuple[int, dict[str, Any]]:
+    """Status and OperationOutcome of a werkzeug HTTP error."""
+    status = exc.code or 500
+    code = {404: "not-found", 405: "not-supported", 413: "too-costly"}.get(status, "processing")
+    return status, operation_outcome([Issue(code, exc.description or exc.name)])
 
 
 def outcome_response(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -290,9 +288,7 @@ def install_error_funnel(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        issue = Issue(http_issue_code(status), exc.description or exc.name)
-        return outcome_response(status, operation_outcome([issue]))
+        return outcome_response(*http_exception_outcome(exc))
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Response:

@@ -15,8 +15,6 @@ takes alone and exclusively), so a member's change and a new link to it cannot b
 from __future__ import annotations
 
 import hashlib
-import threading
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +32,7 @@ from ..store.db import advisory_locks, is_postgres, write_without_waiting
 from ..store.indexer import parse_reference
 from ..store.repository import Repository, StoredResource
 from ..store.schema import case_status, idx_reference, resource_versions, resources
+from .unitstate import PerUnit
 
 if TYPE_CHECKING:
     from .service import CareServices
@@ -44,7 +43,6 @@ LINKED = (("EpisodeOfCare", "patient"), ("Flag", "patient"), ("CarePlan", "patie
 """The resources an answer reads by their patient reference."""
 MEMBERS = (("CareTeam", "participant"), ("Flag", "author"))
 """The references by which an answer reads the members of those resources."""
-DOCUMENT_FORMAT = "1"  # the answers' format (any change to the care package's code also remakes them)
 CHUNK = 500
 LINKED_TYPES = frozenset(kind for kind, _code in LINKED)
 # Types that care teams (participant.member) and flags (author) may name, and so appear in an answer.
@@ -62,11 +60,11 @@ def lock_key(resource_type: str, resource_id: str) -> int:
 
 
 def basis_of(care: CareServices) -> str:
-    """A digest of what shapes an answer besides the data: the care package's code, the rule books and
-    terminology bundled with it, the rule book's methods and the project's base URI."""
+    """A digest of what shapes an answer besides the data: the care package's code (the answer's format
+    included), the rule books and terminology bundled with it, the rule book's methods and the base URI."""
     methods = "|".join(f"{m.code}@{m.version}" for m in care.book.methods)
     bundled = tree_digest(("server.care", "profiles/rulesets", "profiles/terminology"))
-    text = f"{DOCUMENT_FORMAT}|{bundled}|{care.names.base}|{methods}"
+    text = f"{bundled}|{care.names.base}|{methods}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -183,22 +181,14 @@ class StatusInvalidation:
     """The WriteListener that bumps the generation of every patient whose answer a transaction changes."""
 
     def __init__(self) -> None:
-        self.pending: weakref.WeakKeyDictionary[Connection, Pending] = weakref.WeakKeyDictionary()
-        self.lock = threading.Lock()
-
-    def state(self, connection: Connection) -> Pending:
-        with self.lock:
-            found = self.pending.get(connection)
-            if found is None:
-                found = self.pending[connection] = Pending()
-            return found
+        self.pending: PerUnit[Connection, Pending] = PerUnit(Pending)
 
     def written(self, repo: Repository, stored: StoredResource, resource: Json | None) -> None:
         kind = stored.type
         linked, member = kind in LINKED_TYPES, kind in MEMBER_TYPES
         if not (linked or member):
             return
-        state = self.state(repo.connection)  # keyed by transaction: the care package writes beside the caller
+        state = self.pending.of(repo.connection)  # keyed by transaction: the care package writes beside the caller
         if kind == "Patient":
             if stored.version == 1:  # no answer of their own yet; another's team may name them already
                 state.new_patients.add(stored.id)
@@ -216,8 +206,7 @@ class StatusInvalidation:
             state.links.update(member_references(kind, resource))
 
     def before_commit(self, repo: Repository) -> None:
-        with self.lock:
-            state = self.pending.pop(repo.connection, None)
+        state = self.pending.take(repo.connection)
         if state is None or state.empty():
             return
         repo.flush()

@@ -4,8 +4,6 @@ patients alert their case manager; package changes refresh the shared care plan.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +18,7 @@ from .reads import stream, with_token
 from .record import ADMISSION_ALERT, OPEN_TASK, SCREEN, CareRecord, load_record, patient_name
 from .runs import RUN_TASK, stratify_patients
 from .service import CARE_SUBJECT
+from .unitstate import PerUnit
 
 if TYPE_CHECKING:
     from .service import CareServices
@@ -55,15 +54,7 @@ class CareListener:
 
     def __init__(self, care: CareServices) -> None:
         self.care = care
-        self.pending: weakref.WeakKeyDictionary[Repository, Pending] = weakref.WeakKeyDictionary()
-        self.lock = threading.Lock()
-
-    def state(self, repo: Repository) -> Pending:
-        with self.lock:
-            found = self.pending.get(repo)
-            if found is None:
-                found = self.pending[repo] = Pending()
-            return found
+        self.pending: PerUnit[Repository, Pending] = PerUnit(Pending)
 
     def written(self, repo: Repository, stored: StoredResource, resource: dict[str, Any] | None) -> None:
         kind = stored.type
@@ -72,7 +63,7 @@ class CareListener:
         if repo.caller.subject == CARE_SUBJECT:
             return
         if kind == "Patient":
-            self.state(repo).patients.add(stored.id)
+            self.pending.of(repo).patients.add(stored.id)
             return
         if kind == "Encounter":
             if not is_admission(resource, self.care.names):
@@ -82,7 +73,7 @@ class CareListener:
             patient = patient_of(resource)
             if patient is None:
                 return
-            state = self.state(repo)
+            state = self.pending.of(repo)
             state.patients.add(patient)
             if resource.get("status") in IN_HOSPITAL and is_admission(resource, self.care.names):
                 state.admissions[stored.id] = patient
@@ -94,17 +85,16 @@ class CareListener:
                 return
             patient = patient_of(resource, "patient")
             if patient is not None:
-                state = self.state(repo)
+                state = self.pending.of(repo)
                 state.patients.add(patient)
                 state.packages.add(patient)
             return
         patient = patient_of(resource)
         if patient is not None:
-            self.state(repo).patients.add(patient)
+            self.pending.of(repo).patients.add(patient)
 
     def before_commit(self, repo: Repository) -> None:
-        with self.lock:
-            state = self.pending.pop(repo, None)
+        state = self.pending.take(repo)
         if state is None or not (state.patients or state.admissions):
             return
         repo.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -71,8 +73,6 @@ def write_without_waiting(connection: Connection, sql: str, params: tuple[Any, .
     giving up rather than waiting long for another transaction's locks; whether it ran."""
     raw: Any = connection.connection.driver_connection
     if is_postgres(connection):
-        import psycopg
-
         try:
             with raw.transaction():
                 raw.execute(f"SET LOCAL lock_timeout = '{BRIEF_LOCK_WAIT}'")
@@ -80,8 +80,6 @@ def write_without_waiting(connection: Connection, sql: str, params: tuple[Any, .
         except psycopg.errors.LockNotAvailable:
             return False
         return True
-    import sqlite3
-
     raw.execute("PRAGMA busy_timeout=0")
     try:
         raw.execute(sql, params)
