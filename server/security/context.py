@@ -4,33 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .scopes import INTERACTION_LETTERS, ScopeSet
+
+HOST = "host"
+"""The organisation of the record's own host (in-process loaders and jobs act for it)."""
+
 
 @dataclass(frozen=True)
 class Caller:
-    """The identity, organisation, purpose and scopes of whoever makes a request."""
+    """The client, its organisation and kind, the granted scopes and the stated purpose of one request.
+
+    `organization` is an identifier token (`system|value`, ODS codes by default); `kind` names the
+    access policy (`profiles/access/<kind>.yaml`). `break_glass` holds the stated reason of an
+    emergency request whose purpose of use is ETREAT (whether it opens anything is the policy's call)."""
 
     subject: str
-    scopes: frozenset[str] = field(default_factory=lambda: frozenset({"system/*.*"}))
+    scopes: ScopeSet = field(default_factory=ScopeSet.everything)
     organization: str | None = None
+    kind: str = "integration"
     purpose: str | None = None
+    break_glass: str | None = None
     request_id: str | None = None
+    token_id: str | None = None
     source: str | None = None
 
     @classmethod
-    def system(cls, name: str, request_id: str | None = None) -> Caller:
-        """The server itself or a trusted in-process component (loaders, case-management jobs)."""
-        return cls(subject=f"system:{name}", request_id=request_id)
+    def system(cls, name: str, request_id: str | None = None, organization: str | None = HOST) -> Caller:
+        """A named in-process component (a loader, a case-management job) acting for `organization`
+        under the integration policy: audited like any client, never anonymous."""
+        return cls(subject=f"system:{name}", organization=organization, request_id=request_id)
 
-    @classmethod
-    def anonymous(cls, request_id: str | None = None) -> Caller:
-        return cls(subject="anonymous", request_id=request_id)
-
-    def allows(self, action: str, resource_type: str) -> bool:
-        """Whether the scopes grant `action` (read or write) on a resource type (SMART scope syntax)."""
-        wanted = "read" if action in ("read", "search", "history", "vread") else "write"
-        for scope in self.scopes:
-            _, _, rest = scope.partition("/")
-            scope_type, _, access = rest.partition(".")
-            if scope_type in ("*", resource_type) and access in ("*", wanted, "cruds"):
-                return True
-        return False
+    def allows(self, interaction: str, resource_type: str) -> bool:
+        """Whether the scopes grant an interaction (read, vread, search, create, update, delete, history-*)."""
+        letters = INTERACTION_LETTERS.get(interaction, interaction)
+        return all(self.scopes.allows(letter, resource_type) for letter in letters)
