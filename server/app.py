@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
-                                   settings.mandatory_profiles)
+                                   settings.mandatory_profiles, settings.access_policy_dir or None)
     install_care(services)  # case management: its write listener (incidence) and operations
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)

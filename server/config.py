@@ -24,6 +24,8 @@ class Settings:
     log_level: str = "INFO"
     project_base_uri: str = DEFAULT_PROJECT_BASE
     mandatory_profiles: str = ""
+    jwks_ca_bundle: str = ""
+    access_policy_dir: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -39,5 +41,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             project_base_uri=env.get("PROJECT_BASE_URI", DEFAULT_PROJECT_BASE).rstrip("/"),
             mandatory_profiles=env.get("MANDATORY_PROFILES", ""),
+            jwks_ca_bundle=env.get("JWKS_CA_BUNDLE", ""),
+            access_policy_dir=env.get("ACCESS_POLICY_DIR", ""),
         )
         return replace(settings, **overrides)

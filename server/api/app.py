@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..fhir.outcome import FhirError, Issue
+from ..fhir.outcome import FhirError, Issue, not_found
 from ..security.context import Caller
+from ..security.policy import authorize_operation
 from ..store.services import StoreServices
 from . import handlers
 from .bundles import BundleProcessor
@@ -106,6 +107,8 @@ class FhirApi:
         return self.run(handler, variables, request, repo)
 
     def run(self, handler: Any, variables: dict[str, str], request: FhirRequest, repo: Any) -> FhirResponse:
+        if isinstance(handler, Operation):
+            self.check_operation(handler, variables, repo)
         response = handler(Interaction(request, repo, self.services, self, variables))
         if response.subsettable and isinstance(response.body, str):
             summary = request.param("_summary")
@@ -114,6 +117,20 @@ class FhirApi:
                 wanted = [e.strip() for e in (elements or "").split(",") if e.strip()]
                 response.body = self.subsetter.apply(response.body, summary, wanted)
         return response
+
+
+    @staticmethod
+    def check_operation(operation: Operation, variables: dict[str, str], repo: Any) -> None:
+        """The caller's kind must run the operation, its scopes cover what it reads and writes, and an
+        instance-level operation's resource must be in reach (or it does not exist for the caller)."""
+        reads = operation.reads or tuple(t for t in (variables.get("type"),) if t)
+        authorize_operation(repo.caller, repo.policy, operation.name, reads, operation.writes)
+        if "id" not in variables:
+            return
+        if operation.name == "case-status" and repo.policy.case_status_any_patient:
+            return
+        if not repo.sees(variables["type"], variables["id"]):
+            raise not_found(f"{variables['type']}/{variables['id']} is not known")
 
 
 def retryable(exc: DBAPIError) -> bool:

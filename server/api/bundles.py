@@ -114,7 +114,7 @@ class BundleProcessor:
                 try:
                     self.resolve_references(entry, repo, {}, {})
                     response = self.dispatch(entry, outer, repo)
-                    repo.flush()
+                    repo.check_written()
                 except BaseException:
                     repo.discard_pending()
                     raise

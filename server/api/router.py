@@ -59,6 +59,15 @@ class Operation:
     writing: bool = False
     methods: tuple[str, ...] = ("GET", "POST")
     definition: str = ""
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def __call__(self, ix: Interaction) -> FhirResponse:
+        return self.handler(ix)
 
 
 class Router:
@@ -126,7 +135,7 @@ class Router:
             raise not_found(f"Operation ${name} is not supported at {where}")
         for operation in candidates:
             if method in operation.methods:
-                return operation.handler, variables, operation.writing
+                return operation, variables, operation.writing
         raise FhirError(405, [Issue("not-supported", f"${name} does not accept {method}")])
 
 

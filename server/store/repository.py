@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, literal, select, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
@@ -155,11 +155,14 @@ class Repository:
         self.pending = PendingRows()
         self.locked: dict[tuple[str, str], CurrentRow | None] = {}
         self.versions_written = 0
+        self.policy = services.policies.policy(caller.kind)
+        self.reach = services.reach.reach(caller)
+        self.written_pks: list[int] = []
 
     # ----------------------------------------------------------------- reads
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        authorize(self.caller, "read", resource_type)
+        authorize(self.caller, "read", resource_type, self.policy)
         self.flush()
         stored = self.fetch_current(resource_type, resource_id)
         if stored is None:
@@ -170,15 +173,15 @@ class Repository:
         return stored
 
     def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
-        authorize(self.caller, "vread", resource_type)
+        authorize(self.caller, "vread", resource_type, self.policy)
         self.flush()
         if not version.isdigit():
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
         row = self.connection.execute(
-            select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body)
-            .join(resources, resources.c.pk == resource_versions.c.pk)
-            .where(resources.c.type == resource_type, resources.c.id == resource_id,
-                   resource_versions.c.version == int(version))
+            self.reached(select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body)
+                         .join(resources, resources.c.pk == resource_versions.c.pk)
+                         .where(resources.c.type == resource_type, resources.c.id == resource_id,
+                                resource_versions.c.version == int(version)), (resource_type,))
         ).first()
         if row is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
@@ -187,8 +190,65 @@ class Repository:
             raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
         return stored
 
+    def reached(self, statement: Any, types: tuple[str, ...] | None = None) -> Any:
+        """A statement over `resources` cut to the caller's reach (unchanged for a caller who reaches all)."""
+        if self.reach is None:
+            return statement
+        return statement.where(self.reach.clause(resources, types))
+
+    def sees(self, resource_type: str, resource_id: str) -> bool:
+        """Whether the caller reaches a resource as it stands (always, for a caller who reaches all)."""
+        if self.reach is None:
+            return True
+        self.flush()
+        found = self.connection.execute(self.reached(
+            select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id),
+            (resource_type,))).first()
+        return found is not None
+
+    def objecting(self, patient_id: str | None) -> bool:
+        """Whether a person's standing objection to sharing hides them from this caller (break-glass and
+        kinds exempt from objections see through it; so does the organisation that recorded it)."""
+        if patient_id is None or self.reach is None or not self.reach.honour_objection:
+            return False
+        hidden = self.services.reach.objectors(self.caller.organization)
+        return self.connection.execute(
+            select(literal(1)).where(literal(patient_id).in_(hidden))).first() is not None
+
+    def check_written(self) -> None:
+        """Refuse (403) when a write left a resource outside the caller's reach: no write may move a
+        resource into a compartment the caller cannot reach, or create one there."""
+        self.flush()
+        if self.reach is None or not self.written_pks:
+            self.written_pks = []
+            return
+        written = sorted(set(self.written_pks))
+        self.written_pks = []
+        reached: set[int] = set()
+        for start in range(0, len(written), 500):
+            chunk = written[start:start + 500]
+            reached.update(self.connection.execute(self.reached(
+                select(resources.c.pk).where(among(resources.c.pk, chunk, self.postgres)))).scalars())
+        outside = [pk for pk in written if pk not in reached]
+        if outside:
+            row = self.connection.execute(
+                select(resources.c.type, resources.c.id, resources.c.deleted).where(resources.c.pk == outside[0])
+            ).one()
+            if not row.deleted:
+                raise FhirError(403, [Issue("forbidden", f"The write would leave {row.type}/{row.id} outside the "
+                                                         "records this client may reach")])
+
     def fetch_current(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
+        """The current version of a resource the caller reaches (None when absent or out of reach)."""
+        if self.reach is None:
+            row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
+        else:
+            row = self.connection.execute(self.reached(
+                select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body)
+                .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
+                                              resource_versions.c.version == resources.c.version))
+                .where(resources.c.type == resource_type, resources.c.id == resource_id), (resource_type,))
+            ).first()
         if row is None:
             return None
         version, updated, deleted, body = row
@@ -200,13 +260,13 @@ class Repository:
         found: dict[int, StoredResource] = {}
         for start in range(0, len(pks), 500):
             chunk = pks[start:start + 500]
-            rows = self.connection.execute(
+            rows = self.connection.execute(self.reached(
                 select(resources.c.pk, resources.c.type, resources.c.id, resources.c.version,
                        resources.c.updated, resource_versions.c.body)
                 .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
                                               resource_versions.c.version == resources.c.version))
                 .where(among(resources.c.pk, chunk, self.postgres), resources.c.deleted.is_(False))
-            )
+            ))
             for row in rows:
                 found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)
         return found
@@ -214,7 +274,7 @@ class Repository:
     def search(self, resource_type: str | None, params: list[tuple[str, str]], **options: Any) -> SearchResult:
         """Run a search (type-level, or system-level when resource_type is None)."""
         for type_name in [resource_type] if resource_type else []:
-            authorize(self.caller, "search", type_name)
+            authorize(self.caller, "search", type_name, self.policy)
         self.flush()
         return self.services.search.search(self, resource_type, params, **options)
 
@@ -235,13 +295,21 @@ class Repository:
                 at: tuple[int, int] | None = None, count: int = 50, offset: int = 0,
                 snapshot: int | None = None) -> tuple[list[HistoryEntry], bool]:
         """Versions newest first, for an instance, a type or the whole system; and whether more follow."""
-        authorize(self.caller, "history", resource_type or "*")
+        level = "history-instance" if resource_id is not None else "history-type" if resource_type else "history-system"
+        if resource_type is not None:
+            authorize(self.caller, level, resource_type, self.policy)
+        elif not self.caller.allows("s", "*") and self.reach is None:
+            raise FhirError(403, [Issue("forbidden", "System history needs search on every type (system/*.s)")])
         self.flush()
         v = resource_versions.c
         statement = select(v.pk, v.version, v.type, v.id, v.updated, v.method, v.body)
+        if self.reach is not None:
+            statement = statement.join(resources, resources.c.pk == v.pk).where(
+                self.reach.clause(resources, (resource_type,) if resource_type else None))
         if resource_id is not None:
-            pk = self.connection.execute(
-                select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id)
+            pk = self.connection.execute(self.reached(
+                select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id),
+                (resource_type,))
             ).scalar()
             if pk is None:
                 raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -271,7 +339,7 @@ class Repository:
                if_none_exist: str | None = None, assigned_id: str | None = None) -> WriteResult:
         """Create with a server-assigned id (or `assigned_id` from a transaction); honours If-None-Exist."""
         resource_type = self.services.validator.validate(resource, resource_type)
-        authorize(self.caller, "create", resource_type)
+        authorize(self.caller, "create", resource_type, self.policy)
         if if_none_exist is not None:
             existing = self.conditional_match(resource_type, if_none_exist, "If-None-Exist")
             if existing is not None:
@@ -293,13 +361,15 @@ class Repository:
                 f"The id in the body ({resource.get('id')!r}) must equal the id in the URL ({resource_id!r})",
                 f"{resource_type}.id",
             )
-        authorize(self.caller, "update", resource_type)
+        authorize(self.caller, "update", resource_type, self.policy)
         expected = parse_etag(if_match)
         if new and expected is None:
             self.services.validator.validate(resource, resource_type)
             stored = self.queue_create(resource_type, resource_id, resource, method)
             return WriteResult(201, stored, f"Created {resource_type}/{resource_id}")
         current = self.lock_current(resource_type, resource_id)
+        if current is not None and not self.sees(resource_type, resource_id):
+            raise FhirError(403, [Issue("forbidden", f"This client may not write {resource_type}/{resource_id}")])
         if current is not None and expected is not None and expected != current[1]:
             raise precondition_failed(
                 f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
@@ -351,9 +421,9 @@ class Repository:
     def patch(self, resource_type: str, resource_id: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
               *, if_match: str | None = None) -> WriteResult:
         """Apply a patch function to the current version and store the result as an update."""
-        authorize(self.caller, "update", resource_type)
+        authorize(self.caller, "update", resource_type, self.policy)
         current = self.lock_current(resource_type, resource_id)
-        if current is None:
+        if current is None or not self.sees(resource_type, resource_id):
             raise not_found(f"{resource_type}/{resource_id} is not known")
         if current[3]:
             raise gone(f"{resource_type}/{resource_id} was deleted")
@@ -369,8 +439,10 @@ class Repository:
         return self.update(resource_type, resource_id, patched, method="PATCH")
 
     def delete(self, resource_type: str, resource_id: str, *, if_match: str | None = None) -> WriteResult:
-        authorize(self.caller, "delete", resource_type)
+        authorize(self.caller, "delete", resource_type, self.policy)
         current = self.lock_current(resource_type, resource_id)
+        if current is not None and not self.sees(resource_type, resource_id):
+            current = None  # out of reach: exactly as if absent
         if current is None:
             if if_match is not None:
                 raise precondition_failed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
@@ -388,7 +460,7 @@ class Repository:
         return WriteResult(204, stored, f"Deleted {resource_type}/{resource_id}")
 
     def conditional_delete(self, resource_type: str, query: str) -> list[WriteResult]:
-        authorize(self.caller, "delete", resource_type)
+        authorize(self.caller, "delete", resource_type, self.policy)
         advisory_lock(self.connection, param_key(resource_type, "?" + query))
         matches = self.find(resource_type, query, what="conditional delete")
         if len(matches) > MAX_CONDITIONAL_DELETES:
@@ -484,6 +556,8 @@ class Repository:
         self.locked.pop((resource_type, resource_id), None)
         body = None if resource is None else self.canonical(resource_type, resource_id, resource, version, updated)
         self.pending.versions.append((pk, version, resource_type, resource_id, updated, method, body))
+        if self.reach is not None:
+            self.written_pks.append(pk)
         if not fresh:
             self.pending.stale.append(pk)
         if resource is not None:
@@ -502,6 +576,7 @@ class Repository:
 
     def finish(self) -> None:
         """End of a unit of work: listeners react to what was written (and may write more), then flush."""
+        self.check_written()
         if self.versions_written:  # listeners only hear of units that wrote
             for listener in self.services.listeners:
                 listener.before_commit(self)
@@ -510,6 +585,7 @@ class Repository:
     def discard_pending(self) -> None:
         """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""
         self.pending = PendingRows()
+        self.written_pks = []
 
     def flush(self) -> None:
         """Write queued version and index rows (before any read that could need them)."""
@@ -529,6 +605,8 @@ class Repository:
     def write_creates(self, pending: PendingRows) -> None:
         """Allocate keys for queued creates and turn them into resource, version and index rows."""
         keys = allocate_keys(self.connection, len(pending.creates))
+        if self.reach is not None:
+            self.written_pks.extend(keys)
         rows = []
         for pk, create in zip(keys, pending.creates, strict=True):
             rows.append((pk, create.type, create.id, 1, create.updated, False))

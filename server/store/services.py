@@ -16,11 +16,13 @@ from ..fhir.searchparams import SearchParamRegistry
 from ..fhir.types import TypeRegistry, read_profile_text
 from ..fhir.validate import ResourceValidator
 from ..security.context import Caller
+from ..security.policy import PolicyBook
 from .db import Database, transaction
 from .indexer import Indexer
 from .maintenance import StatisticsKeeper
 from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
+from .search.reach import ReachBuilder
 
 
 @dataclass
@@ -38,11 +40,13 @@ class StoreServices:
     search: SearchEngine
     base_url: str
     statistics: StatisticsKeeper
+    policies: PolicyBook
+    reach: ReachBuilder
     listeners: list[WriteListener] = field(default_factory=list)
 
     @classmethod
     def build(cls, database: Database, base_url: str, project_base_uri: str = DEFAULT_BASE,
-              mandatory_profiles: str = "") -> StoreServices:
+              mandatory_profiles: str = "", policy_folder: str | None = None) -> StoreServices:
         types = TypeRegistry.load()
         elements = ElementModel.load()
         bindings = BindingChecker.load()
@@ -50,6 +54,7 @@ class StoreServices:
         registry = SearchParamRegistry.load(types, elements)
         compartment = patient_compartment()
         search = SearchEngine(registry, base_url, profiles.terminology, compartment)
+        policies = PolicyBook.load(policy_folder)
         return cls(
             database=database,
             types=types,
@@ -62,6 +67,8 @@ class StoreServices:
             search=search,
             base_url=base_url,
             statistics=StatisticsKeeper(database),
+            policies=policies,
+            reach=ReachBuilder(registry, search.context, policies, compartment),
         )
 
     @property

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from ...care import casefinding, outcomes, programme, record
 from ...care.runs import select_methods
 from ...care.service import CareServices, care_of
 from ...care.status import CaseStatus
-from ...fhir.outcome import Issue, bad_request, not_found, operation_outcome
+from ...fhir.outcome import FhirError, Issue, bad_request, not_found, operation_outcome
 from ..model import FhirResponse
 from ..router import Interaction, Operation
 from .params import OperationParams
@@ -18,7 +20,12 @@ if TYPE_CHECKING:
     from ..app import FhirApi
 
 SYNC_LIMIT = 2000
+EVIDENCE = ("Patient", "Condition", "Encounter", "MedicationRequest", "Observation", "EpisodeOfCare")
+ASSESSED = ("RiskAssessment", "Flag", "Task")
+FINDING = ("Patient", "RiskAssessment")
+PROGRAMME = ("EpisodeOfCare", "CareTeam", "CarePlan")
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+ANSWER_PATIENT = re.compile(r'"name":"patient","valueReference":\{"reference":"Patient/([^"]+)"')
 
 
 def register(api: FhirApi) -> None:
@@ -40,16 +47,22 @@ def operations(care: CareServices, status: CaseStatus) -> list[Operation]:
         return case_status(ix, care, status)
 
     return [
-        Operation("stratify", bind(stratify), ("system",), methods=("POST",)),
-        Operation("stratify", bind(stratify_patient), ("instance",), ("Patient",), writing=True, methods=("POST",)),
-        Operation("case-finding", bind(case_finding), ("system",)),
-        Operation("case-finding", bind(case_finding), ("type",), ("Patient",)),
-        Operation("screen", bind(screen), ("instance",), ("Patient",), writing=True, methods=("POST",)),
-        Operation("enrol", bind(enrol), ("instance",), ("Patient",), writing=True, methods=("POST",)),
-        Operation("discharge", bind(discharge), ("instance",), ("Patient",), writing=True, methods=("POST",)),
-        Operation("case-status", case_status_handler, ("type", "instance"), ("Patient",), methods=("GET",)),
-        Operation("caseload", bind(caseload), ("instance",), ("PractitionerRole",), methods=("GET",)),
-        Operation("outcomes", bind(report), ("system",)),
+        Operation("stratify", bind(stratify), ("system",), methods=("POST",), reads=EVIDENCE, writes=ASSESSED),
+        Operation("stratify", bind(stratify_patient), ("instance",), ("Patient",), writing=True, methods=("POST",),
+                  reads=EVIDENCE, writes=ASSESSED),
+        Operation("case-finding", bind(case_finding), ("system",), reads=FINDING),
+        Operation("case-finding", bind(case_finding), ("type",), ("Patient",), reads=FINDING),
+        Operation("screen", bind(screen), ("instance",), ("Patient",), writing=True, methods=("POST",),
+                  reads=("Patient",), writes=("Task",)),
+        Operation("enrol", bind(enrol), ("instance",), ("Patient",), writing=True, methods=("POST",),
+                  reads=("Patient", "PractitionerRole"), writes=PROGRAMME),
+        Operation("discharge", bind(discharge), ("instance",), ("Patient",), writing=True, methods=("POST",),
+                  reads=("Patient",), writes=PROGRAMME),
+        Operation("case-status", case_status_handler, ("type", "instance"), ("Patient",), methods=("GET",),
+                  reads=("Patient",)),
+        Operation("caseload", bind(caseload), ("instance",), ("PractitionerRole",), methods=("GET",),
+                  reads=("PractitionerRole", "EpisodeOfCare", "Patient")),
+        Operation("outcomes", bind(report), ("system",), reads=("EpisodeOfCare", "Encounter")),
     ]
 
 
@@ -194,15 +207,36 @@ def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> Fhir
             raise bad_request("$case-status needs identifier=https://fhir.nhs.uk/Id/nhs-number|<NHS number>",
                               "identifier", code="required")
         system, _, value = identifier.partition("|")
-        body, matched = status.lookup(connection, care.today(), system=system or NHS_NUMBER,
-                                      value=value.replace(" ", ""))
+        system, value = system or NHS_NUMBER, value.replace(" ", "")
         wanted = f"the patient with identifier {identifier}"
+        if ix.repo.reach is not None and not ix.repo.policy.case_status_any_patient:
+            found = ix.repo.find("Patient", urlencode({"identifier": f"{system}|{value}"}), what="$case-status")
+            if len(found) != 1:
+                raise not_found(f"No record of {wanted}")
+            body, matched = status.lookup(connection, care.today(), patient_id=found[0][1])
+        else:
+            body, matched = status.lookup(connection, care.today(), system=system, value=value)
+    if body is not None and ix.repo.objecting(patient_of(body)):
+        raise suppressed(wanted)
     if body is None:
         if matched > 1:
             raise bad_request(f"{matched} patients carry identifier {ix.request.param('identifier')}",
                               "identifier", code="multiple-matches")
         raise not_found(f"No record of {wanted}")
     return FhirResponse(200, body)
+
+
+def patient_of(body: str) -> str | None:
+    """The patient id a $case-status answer (JSON text) is about."""
+    found = ANSWER_PATIENT.search(body)
+    return found.group(1) if found else None
+
+
+def suppressed(wanted: str) -> FhirError:
+    """The break-the-glass answer: the person objected to sharing; an emergency purpose may open it."""
+    return FhirError(403, [Issue("suppressed", f"The record of {wanted} is withheld: the person has objected to "
+                                               "sharing. In an emergency, state X-Purpose-Of-Use: ETREAT and "
+                                               "X-Break-Glass-Reason (audited as a security alert).")])
 
 
 def caseload(ix: Interaction, care: CareServices) -> FhirResponse:

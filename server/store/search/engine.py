@@ -39,6 +39,7 @@ from .parse import Criterion, Include, QueryParser, SearchQuery
 
 if TYPE_CHECKING:
     from ..repository import Repository, StoredResource
+    from .reach import Reach
 
 MAX_INCLUDE_ROUNDS = 4
 SIMPLE_TOKEN = re.compile(r"^[^,|\\$]+\|[^,|\\$]+$")
@@ -65,6 +66,11 @@ class SearchContext:
     base_url: str
     terminology: Any
     repo: Repository | None = None
+    reach: Reach | None = None
+
+    def reached(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool] | None:
+        """The caller's reach over a resources row (None when the caller reaches everything)."""
+        return None if self.reach is None else self.reach.clause(row, types)
 
     @property
     def postgres(self) -> bool:
@@ -137,7 +143,7 @@ class SearchEngine:
         extra: list[ColumnElement[bool]] = []
         if compartment is not None:
             extra.append(self.compartment_predicate(resources, types, *compartment))
-        context = replace(self.context, repo=repo)
+        context = replace(self.context, repo=repo, reach=repo.reach)
         if base_url and not context.base_url:
             context = replace(context, base_url=base_url.rstrip("/"))
         return self.run(repo, query, extra, context)
@@ -151,7 +157,7 @@ class SearchEngine:
         query = self.parse((resource_type,), params, strict=True)
         if not query.criteria:
             raise bad_request(f"{what} needs search criteria, not only result parameters")
-        context = replace(self.context, repo=repo)
+        context = replace(self.context, repo=repo, reach=repo.reach)
         statement = self.filtered(query, [], context).with_only_columns(resources.c.pk, resources.c.id)
         rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
         return [(row.pk, row.id) for row in rows]
@@ -175,6 +181,9 @@ class SearchEngine:
         t = idx_token.c
         # index rows exist only for live current versions and their key names the type: no join needed
         lookup = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk)
+        reached = replace(self.context, reach=repo.reach).reached(resources)
+        if reached is not None:
+            lookup = lookup.where(reached)
         for (resource_type, name), wanted in groups.items():
             key = self.registry.get(resource_type, name).key  # type: ignore[union-attr]
             matches: dict[tuple[str, str], list[tuple[int, str]]] = {}
@@ -208,6 +217,9 @@ class SearchEngine:
         types = query.resource_types
         chosen = query.criteria if criteria is None else criteria
         clauses = list(extra)
+        reached = (context or self.context).reached(resources, types)
+        if reached is not None:
+            clauses.append(reached)
         if not any(predicates.confines(c) for c in chosen):
             type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
             clauses[:0] = [type_clause, resources.c.deleted.is_(False)]
@@ -362,6 +374,9 @@ class SearchEngine:
             itself = select(resources.c.pk).where(resources.c.type == "Patient", resources.c.id == patient_id)
             members = union(members, itself)
         statement = select(resources.c.pk).where(resources.c.pk.in_(members), resources.c.deleted.is_(False))
+        reached = replace(self.context, reach=repo.reach).reached(resources)
+        if reached is not None:
+            statement = statement.where(reached)
         if types:
             statement = statement.where(resources.c.type.in_(types))
         if since is not None:

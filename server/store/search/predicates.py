@@ -362,8 +362,10 @@ def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -
     for inner in criterion.chain:
         target_type = inner.resource_types[0]
         target = resources.alias()
+        reached = ctx.reached(target, (target_type,))
         branches.append(select(target.c.id, target.c.type).where(
-            target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx)))
+            target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx),
+            *([] if reached is None else [reached])))
     targets = branches[0] if len(branches) == 1 else union_all(*branches)
     referring = select(ref.pk).where(sp_match(idx_reference, keys), tuple_(ref.tid, ref.ttype).in_(targets))
     return pk_in(row, referring)
@@ -375,8 +377,10 @@ def has_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> 
     assert has is not None
     source = resources.alias()
     ref = idx_reference.c
+    reached = ctx.reached(source, (has.source_type,))
     sources = select(source.c.pk).where(
-        source.c.type == has.source_type, source.c.deleted.is_(False), build(has.criterion, source, ctx))
+        source.c.type == has.source_type, source.c.deleted.is_(False), build(has.criterion, source, ctx),
+        *([] if reached is None else [reached]))
     type_match = ref.ttype.in_(criterion.resource_types) if len(criterion.resource_types) > 1 \
         else ref.ttype == criterion.resource_types[0]
     referenced = select(ref.tid).where(ref.sp == has.reference.key, type_match, ref.pk.in_(sources))

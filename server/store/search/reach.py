@@ -1,0 +1,218 @@
+"""A caller's reach as SQL: which resources exist for it, a predicate every query of the store carries.
+
+The access policy of the caller's kind (`security/policy.py`) names the people its organisation holds
+(relationships, each a FHIR search), the types of their records it reads and the shared types it
+reads; its scopes narrow the types and may constrain them by search criteria; a standing objection to
+sharing hides a person. All of it becomes one predicate over a `resources` row, built by the search
+engine's own predicate builders, so the main query, includes, chains, `_has`, counts, history, paging
+and conditional criteria all see exactly the same resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, FromClause, Select, and_, false, not_, or_, select, true, union
+
+from ...fhir.outcome import FhirError, Issue
+from ...security.context import Caller
+from ...security.policy import AccessPolicy, PolicyBook, organization_token
+from ..schema import idx_reference, resources
+from . import predicates
+from .parse import QueryParser
+
+if TYPE_CHECKING:
+    from ...fhir.searchparams import SearchParamRegistry
+    from .engine import SearchContext
+
+OBJECTION = [("status", "active"), ("scope", "http://terminology.hl7.org/CodeSystem/consentscope|patient-privacy"),
+             ("provision-type", "deny")]
+"""An objection to sharing: an active privacy Consent whose base provision denies."""
+READ_LETTERS = ("r", "s")
+
+
+@dataclass
+class Reach:
+    """The resources one caller reaches, as predicates over `resources` rows (None: no restriction)."""
+
+    builder: ReachBuilder
+    caller: Caller
+    policy: AccessPolicy
+    honour_objection: bool
+    today: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def unrestricted(self) -> bool:
+        return (self.policy.whole_record and not self.honour_objection
+                and self.caller.scopes.allows("r", "*") and not self.constrained_types())
+
+    def constrained_types(self) -> list[str]:
+        return sorted({s.type for s in self.caller.scopes.scopes if s.constraints})
+
+    def clause(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool] | None:
+        """Whether the row is a resource this caller reaches; `types` narrows it when the row's type is known."""
+        if self.unrestricted:
+            return None
+        parts = [self.held(row, types)]
+        scope_types = self.scope_clause(row, types)
+        if scope_types is not None:
+            parts.append(scope_types)
+        if self.honour_objection:
+            parts.append(not_(self.objecting(row)))
+        return and_(*parts)
+
+    # -------------------------------------------------------------------- pieces
+
+    def candidate_types(self, types: tuple[str, ...] | None) -> list[str]:
+        supported = self.builder.registry.types.supported
+        return sorted(types) if types else sorted(supported)
+
+    def held(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool]:
+        """The policy's half: the records of the people the organisation holds, and the shared types."""
+        policy = self.policy
+        compartment = self.builder.compartment
+        if policy.whole_record:
+            return true()
+        record_types = [t for t in self.candidate_types(types) if t in compartment and policy.reads_record_type(t)]
+        shared_types = [t for t in self.candidate_types(types) if t not in compartment and policy.reads_shared(t)]
+        branches: list[ColumnElement[bool]] = []
+        people = self.builder.people(policy, self.caller.organization, self.today)
+        if "Patient" in record_types:
+            branches.append(and_(row.c.type == "Patient", row.c.id.in_(people)))
+        members = [t for t in record_types if t != "Patient"]
+        if members:
+            ref = idx_reference.c
+            keys = self.builder.compartment_keys(members)
+            linked = select(ref.pk).where(predicates.sp_match(idx_reference, keys), ref.ttype == "Patient",
+                                          ref.tid.in_(people))
+            branches.append(and_(type_in(row, members), row.c.pk.in_(linked)))
+        if shared_types:
+            branches.append(type_in(row, shared_types))
+        return or_(*branches) if branches else false()
+
+    def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
+        """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
+        scopes = self.caller.scopes
+        wildcard = any(s.type == "*" and set(READ_LETTERS) & s.letters and not s.constraints for s in scopes.scopes)
+        parts: list[ColumnElement[bool]] = []
+        if not wildcard:
+            granted = [t for t in self.candidate_types(types) if any(scopes.allows(letter, t)
+                                                                      for letter in READ_LETTERS)]
+            parts.append(type_in(row, granted) if granted else false())
+        for resource_type in self.constrained_types():
+            if types and resource_type not in types and resource_type != "*":
+                continue
+            allowed = self.constraint_clause(row, resource_type)
+            if allowed is not None:
+                parts.append(allowed if resource_type == "*" else or_(row.c.type != resource_type, allowed))
+        return and_(*parts) if parts else None
+
+    def constraint_clause(self, row: FromClause, resource_type: str) -> ColumnElement[bool] | None:
+        """OR over the granting scopes of AND over their constraints (None: a scope grants without any)."""
+        found = None
+        for letter in READ_LETTERS:
+            options = self.caller.scopes.constraints(letter, resource_type)
+            if options is None:
+                return None
+            found = (found or []) + options
+        alternatives = []
+        for constraints in found or []:
+            criteria = self.builder.criteria(resource_type, list(constraints))
+            alternatives.append(and_(*(predicates.build(c, row, self.builder.context) for c in criteria)))
+        return or_(*alternatives) if alternatives else false()
+
+    def objecting(self, row: FromClause) -> ColumnElement[bool]:
+        """The row belongs to a person whose objection to sharing hides them from this caller."""
+        hidden = self.builder.objectors(self.caller.organization)
+        ref = idx_reference.c
+        linked = select(ref.pk).where(predicates.sp_match(idx_reference, self.builder.compartment_keys(
+            sorted(t for t in self.builder.compartment if t != "Patient"))), ref.ttype == "Patient",
+            ref.tid.in_(hidden))
+        return or_(and_(row.c.type == "Patient", row.c.id.in_(hidden)), row.c.pk.in_(linked))
+
+
+def type_in(row: FromClause, types: list[str]) -> ColumnElement[bool]:
+    return row.c.type == types[0] if len(types) == 1 else row.c.type.in_(types)
+
+
+@dataclass
+class ReachBuilder:
+    """Builds callers' reaches from the policy book with the search engine's parser and predicates."""
+
+    registry: SearchParamRegistry
+    context: SearchContext
+    book: PolicyBook
+    r4_compartment: dict[str, list[str]]
+    compartment: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.compartment = {**self.r4_compartment}
+        for resource_type, params in self.book.compartment.items():
+            self.compartment[resource_type] = sorted(set(self.compartment.get(resource_type, [])) | set(params))
+        self.compartment.setdefault("Patient", ["link"])
+        self.context = replace(self.context, reach=None)
+
+    def reach(self, caller: Caller) -> Reach | None:
+        """The reach of a caller (None for an unrestricted one)."""
+        policy = self.book.policy(caller.kind)
+        breaking = caller.break_glass is not None and policy.break_glass
+        honour = policy.objection == "honoured" and not breaking
+        found = Reach(self, caller, policy, honour)
+        return None if found.unrestricted else found
+
+    def compartment_keys(self, types: list[str]) -> list[int]:
+        keys = []
+        for resource_type in types:
+            for code in self.compartment.get(resource_type, []):
+                param = self.registry.get(resource_type, code)
+                if param is not None and param.type == "reference":
+                    keys.append(param.key)
+        return keys or [0]
+
+    def criteria(self, resource_type: str, params: list[tuple[str, str]]) -> list[Any]:
+        """Parsed criteria of a policy's or scope's search (strict: a bad policy fails loudly)."""
+        try:
+            return QueryParser(self.registry, (resource_type,), strict=True).parse(params).criteria
+        except FhirError as exc:
+            raise FhirError(500, [Issue("exception", f"The access policy's search {resource_type}?{params} "
+                                                     f"is not valid: {exc}")]) from exc
+
+    def matching(self, resource_type: str, params: list[tuple[str, str]]) -> Select:
+        source = resources.alias()
+        criteria = self.criteria(resource_type, params)
+        return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
+                                         *(predicates.build(c, source, self.context) for c in criteria))
+
+    def people(self, policy: AccessPolicy, organization: str | None, today: datetime) -> Select:
+        """Patient ids of the people the organisation holds under the policy's relationships."""
+        selects = []
+        ref = idx_reference.c
+        for relationship in policy.patients if not isinstance(policy.patients, str) else ():
+            resource_type, params = relationship.query(organization, today)
+            if not relationship.patient:
+                source = resources.alias()
+                criteria = self.criteria(resource_type, params)
+                selects.append(select(source.c.id.label("id")).where(
+                    source.c.type == resource_type, source.c.deleted.is_(False),
+                    *(predicates.build(c, source, self.context) for c in criteria)))
+                continue
+            param = self.registry.get(resource_type, relationship.patient)
+            if param is None:
+                raise FhirError(500, [Issue("exception", f"The access policy names {resource_type}."
+                                                         f"{relationship.patient}, which is not a parameter")])
+            selects.append(select(ref.tid.label("id")).where(
+                ref.sp == param.key, ref.ttype == "Patient", ref.pk.in_(self.matching(resource_type, params))))
+        if not selects:
+            return select(resources.c.id).where(false())
+        return selects[0] if len(selects) == 1 else select(union(*selects).subquery().c.id)
+
+    def objectors(self, organization: str | None) -> Select:
+        """Patient ids with a standing objection, except where this organisation recorded it."""
+        consent = self.registry.get("Consent", "patient")
+        recorded_here = self.matching("Consent", [("organization:Organization.identifier",
+                                                   organization_token(organization))])
+        objections = self.matching("Consent", OBJECTION)
+        ref = idx_reference.c
+        return select(ref.tid).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
+                                     ref.pk.in_(objections), ref.pk.not_in(recorded_here))
