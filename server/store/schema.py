@@ -185,3 +185,75 @@ case_status = Table(
     Column("basis", String(32), nullable=False, comment="digest of the rule sets and answer format used"),
     Column("body", Text, nullable=True, comment="the $case-status Parameters as served; NULL when stale"),
 )
+
+# Security: registered system clients, client-assertion ids seen (replay), revoked access tokens and the
+# server's own token-signing keys. Times are seconds since the epoch.
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Text, primary_key=True, comment="client_id: iss and sub of its assertions"),
+    Column("organization", Text, nullable=False, comment="identifier token system|value"),
+    Column("kind", Text, nullable=False, comment="access policy name (profiles/access/<kind>.yaml)"),
+    Column("scope", Text, nullable=False, comment="registered SMART scopes, space-separated"),
+    Column("jwks", Text, nullable=True, comment="public JWKS by value (JSON)"),
+    Column("jwks_uri", Text, nullable=True, comment="https URL of the client's public JWKS"),
+    Column("created", BigInteger, nullable=False),
+    Column("revoked", BigInteger, nullable=True, comment="when revoked; its tokens stop working"),
+)
+
+assertion_jtis = Table(
+    "assertion_jtis",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    Column("jti", Text, primary_key=True),
+    Column("expires", BigInteger, nullable=False, comment="the assertion's exp; the row may go after it"),
+    Index("ix_assertion_jtis_expires", "expires"),
+)
+
+token_revocations = Table(
+    "token_revocations",
+    metadata,
+    Column("jti", Text, primary_key=True, comment="jti of a revoked access token"),
+    Column("expires", BigInteger, nullable=False, comment="the token's exp; the row may go after it"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", Text, primary_key=True),
+    Column("private_jwk", Text, nullable=False, comment="the private JWK (JSON) signing access tokens"),
+    Column("created", BigInteger, nullable=False),
+)
+
+# The audit trail: one row per request (allowed or refused), and the patients whose data it carried.
+# Written by the server only; read through the API by auditors (AuditEvent). Times in microseconds.
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("recorded", BigInteger, nullable=False, comment="when the answer was decided"),
+    Column("request_id", Text, nullable=True),
+    Column("client", Text, nullable=False, comment="client id, or system:<name> of an in-process caller"),
+    Column("organization", Text, nullable=True, comment="the client's organisation, system|value"),
+    Column("kind", Text, nullable=True, comment="the client's kind (access policy)"),
+    Column("interaction", Text, nullable=False, comment="read, search-type, create, ..., operation, token"),
+    Column("action", String(1), nullable=False, comment="C, R, U, D or E"),
+    Column("status", Integer, nullable=False, comment="the HTTP status answered"),
+    Column("resource_type", Text, nullable=True),
+    Column("resource_id", Text, nullable=True),
+    Column("query", Text, nullable=True, comment="the request as sent: method, path and query (bounded)"),
+    Column("purpose", Text, nullable=True, comment="the stated purpose of use (ETREAT for break-glass)"),
+    Column("alert", Boolean, nullable=False, comment="a security alert (break-glass, refused credentials)"),
+    Column("detail", Text, nullable=True, comment="why refused, or the break-glass reason"),
+    Index("ix_audit_events_recorded", "recorded"),
+    Index("ix_audit_events_client", "client", "pk"),
+)
+
+audit_patients = Table(
+    "audit_patients",
+    metadata,
+    Column("patient", Text, primary_key=True, comment="Patient id whose data the request carried"),
+    Column("audit_pk", BigInteger, primary_key=True),
+)
