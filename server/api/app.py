@@ -11,7 +11,7 @@ from ..fhir.outcome import FhirError, Issue, not_found
 from ..security.context import Caller
 from ..security.policy import authorize_operation
 from ..store.services import StoreServices
-from . import handlers
+from . import audit_events, auditing, handlers
 from .bundles import BundleProcessor
 from .capabilities import capability_statement
 from .model import FhirRequest, FhirResponse
@@ -83,14 +83,35 @@ class FhirApi:
         return dumps(value)
 
     def handle(self, request: FhirRequest, caller: Caller) -> FhirResponse:
-        """Run one request; write transactions are retried on serialisation failures and deadlocks."""
-        handler, variables, writing = self.router.match(request.method, request.path)
+        """Run one request and audit it: the record is written with the answer (in a write's own
+        transaction, at once for a read), or on its own when the request is refused or fails.
+        Write transactions are retried on serialisation failures and deadlocks."""
+        try:
+            handler, variables, writing = self.router.match(request.method, request.path)
+        except FhirError as exc:
+            auditing.on_refusal(self.services, auditing.begin(caller, request, "unknown", {}), exc)
+            raise
         if handler.__name__ in self.NO_DATABASE:
             return handler(Interaction(request, None, self.services, self, variables))  # type: ignore[arg-type]
+        record = auditing.begin(caller, request, auditing.interaction_of(handler, request), variables)
+        try:
+            if variables.get("type") == "AuditEvent":
+                handler = audit_events.resolve(handler.__name__, request.method)
+            if caller.break_glass is not None and not self.services.policies.policy(caller.kind).break_glass:
+                raise FhirError(403, [Issue("forbidden", f"Clients of kind {caller.kind} may not break the glass")])
+            return self.attempt(handler, variables, writing, request, caller, record)
+        except Exception as exc:
+            auditing.on_refusal(self.services, record, exc)
+            raise
+
+    def attempt(self, handler: Any, variables: dict[str, str], writing: bool, request: FhirRequest,
+                caller: Caller, record: Any) -> FhirResponse:
         for attempt in range(RETRIES):
             try:
                 with self.services.unit(caller, writing=writing) as repo:
-                    return self.run(handler, variables, request, repo)
+                    response = self.run(handler, variables, request, repo)
+                    auditing.on_answer(repo, record, response)
+                    return response
             except OperationalError as exc:
                 if attempt + 1 < RETRIES and retryable(exc):
                     log.warning("retrying after %s", exc.orig)

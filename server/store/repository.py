@@ -19,7 +19,7 @@ from .among import among
 from .bulk import allocate_keys, driver_query, insert_rows
 from .db import advisory_lock, advisory_locks, is_postgres
 from .indexer import COLUMNS
-from .schema import INDEX_TABLES, resource_versions, resources
+from .schema import INDEX_TABLES, idx_reference, resource_versions, resources
 
 if TYPE_CHECKING:
     from .search.engine import SearchResult
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MAX_CONDITIONAL_DELETES = 100
 CURRENT_SQL = (
-    "SELECT r.version, r.updated, r.deleted, v.body FROM resources r "
+    "SELECT r.version, r.updated, r.deleted, v.body, r.pk FROM resources r "
     "JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version WHERE r.type = ? AND r.id = ?"
 )
 RESOURCE_COLUMNS = ("pk", "type", "id", "version", "updated", "deleted")
@@ -158,6 +158,9 @@ class Repository:
         self.policy = services.policies.policy(caller.kind)
         self.reach = services.reach.reach(caller)
         self.written_pks: list[int] = []
+        self.finishers: list[Callable[[], None]] = []  # run last, inside the unit's transaction
+        self.touched: list[int] = []  # keys of the resources this unit read or wrote (for the audit trail)
+        self.patients: set[str] = set()  # patients of deleted resources (their index rows are gone)
 
     # ----------------------------------------------------------------- reads
 
@@ -178,7 +181,8 @@ class Repository:
         if not version.isdigit():
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
         row = self.connection.execute(
-            self.reached(select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body)
+            self.reached(select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body,
+                                resource_versions.c.pk)
                          .join(resources, resources.c.pk == resource_versions.c.pk)
                          .where(resources.c.type == resource_type, resources.c.id == resource_id,
                                 resource_versions.c.version == int(version)), (resource_type,))
@@ -186,6 +190,7 @@ class Repository:
         if row is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
         stored = StoredResource(resource_type, resource_id, row.version, row.updated, row.body is None, row.body)
+        self.touched.append(row.pk)
         if stored.deleted:
             raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
         return stored
@@ -214,6 +219,15 @@ class Repository:
         hidden = self.services.reach.objectors(self.caller.organization)
         return self.connection.execute(
             select(literal(1)).where(literal(patient_id).in_(hidden))).first() is not None
+
+    def patients_of(self, pk: int, resource_type: str, resource_id: str) -> set[str]:
+        """The patients a current resource is about: itself, or those its compartment references name."""
+        if resource_type == "Patient":
+            return {resource_id}
+        self.flush()
+        ref = idx_reference.c
+        return set(self.connection.execute(select(ref.tid).where(
+            ref.pk == pk, ref.ttype == "Patient", ref.sp.in_(self.services.audit.compartment_keys))).scalars())
 
     def check_written(self) -> None:
         """Refuse (403) when a write left a resource outside the caller's reach: no write may move a
@@ -244,14 +258,16 @@ class Repository:
             row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
         else:
             row = self.connection.execute(self.reached(
-                select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body)
+                select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body,
+                       resources.c.pk)
                 .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
                                               resource_versions.c.version == resources.c.version))
                 .where(resources.c.type == resource_type, resources.c.id == resource_id), (resource_type,))
             ).first()
         if row is None:
             return None
-        version, updated, deleted, body = row
+        version, updated, deleted, body, pk = row
+        self.touched.append(pk)
         return StoredResource(resource_type, resource_id, version, updated, bool(deleted), body)
 
     def fetch_many(self, pks: list[int]) -> dict[int, StoredResource]:
@@ -269,6 +285,7 @@ class Repository:
             ))
             for row in rows:
                 found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)
+                self.touched.append(row.pk)
         return found
 
     def search(self, resource_type: str | None, params: list[tuple[str, str]], **options: Any) -> SearchResult:
@@ -331,6 +348,7 @@ class Repository:
             HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
             for r in rows[:count]
         ]
+        self.touched.extend(r.pk for r in rows[:count])
         return entries, len(rows) > count
 
     # ---------------------------------------------------------------- writes
@@ -456,6 +474,7 @@ class Repository:
         if deleted:
             stored = StoredResource(resource_type, resource_id, version, updated, True, None)
             return WriteResult(204, stored, f"{resource_type}/{resource_id} was already deleted")
+        self.patients.update(self.patients_of(pk, resource_type, resource_id))
         stored = self.write_version(pk, resource_type, resource_id, None, version + 1, updated, "DELETE")
         return WriteResult(204, stored, f"Deleted {resource_type}/{resource_id}")
 
@@ -556,6 +575,7 @@ class Repository:
         self.locked.pop((resource_type, resource_id), None)
         body = None if resource is None else self.canonical(resource_type, resource_id, resource, version, updated)
         self.pending.versions.append((pk, version, resource_type, resource_id, updated, method, body))
+        self.touched.append(pk)
         if self.reach is not None:
             self.written_pks.append(pk)
         if not fresh:
@@ -581,6 +601,8 @@ class Repository:
             for listener in self.services.listeners:
                 listener.before_commit(self)
         self.flush()
+        for finisher in self.finishers:
+            finisher()
 
     def discard_pending(self) -> None:
         """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""
@@ -605,6 +627,7 @@ class Repository:
     def write_creates(self, pending: PendingRows) -> None:
         """Allocate keys for queued creates and turn them into resource, version and index rows."""
         keys = allocate_keys(self.connection, len(pending.creates))
+        self.touched.extend(keys)
         if self.reach is not None:
             self.written_pks.extend(keys)
         rows = []

@@ -17,6 +17,7 @@ from ..fhir.types import TypeRegistry, read_profile_text
 from ..fhir.validate import ResourceValidator
 from ..security.context import Caller
 from ..security.policy import PolicyBook
+from .audit import AuditTrail
 from .db import Database, transaction
 from .indexer import Indexer
 from .maintenance import StatisticsKeeper
@@ -42,6 +43,8 @@ class StoreServices:
     statistics: StatisticsKeeper
     policies: PolicyBook
     reach: ReachBuilder
+    audit: AuditTrail
+    project_base: str = DEFAULT_BASE
     listeners: list[WriteListener] = field(default_factory=list)
 
     @classmethod
@@ -55,6 +58,7 @@ class StoreServices:
         compartment = patient_compartment()
         search = SearchEngine(registry, base_url, profiles.terminology, compartment)
         policies = PolicyBook.load(policy_folder)
+        reach = ReachBuilder(registry, search.context, policies, compartment)
         return cls(
             database=database,
             types=types,
@@ -68,7 +72,9 @@ class StoreServices:
             base_url=base_url,
             statistics=StatisticsKeeper(database),
             policies=policies,
-            reach=ReachBuilder(registry, search.context, policies, compartment),
+            reach=reach,
+            audit=AuditTrail(reach.compartment_keys(sorted(reach.compartment))),
+            project_base=project_base_uri.rstrip("/"),
         )
 
     @property

@@ -1,0 +1,105 @@
+"""Every FHIR request audited: its record written with the answer, refusals on their own, break-glass follow-up."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..fhir.outcome import FhirError
+from ..security.audit import AuditRecord
+from ..security.context import Caller
+from .model import FhirRequest, FhirResponse
+
+if TYPE_CHECKING:
+    from ..store.repository import Repository
+    from ..store.services import StoreServices
+
+log = logging.getLogger(__name__)
+PRIVACY_OFFICER = "privacy-officer"
+INTERACTIONS = {
+    "read": "read", "vread": "vread", "search_type": "search-type", "search_system": "search-system",
+    "search_compartment": "search-type", "create": "create", "update": "update", "patch": "patch",
+    "delete": "delete", "conditional_update": "update", "conditional_patch": "patch",
+    "conditional_delete": "delete", "history_instance": "history-instance", "history_type": "history-type",
+    "history_system": "history-system", "audit_read": "read", "audit_search": "search-type",
+}
+
+
+def interaction_of(handler: Any, request: FhirRequest) -> str:
+    """The FHIR restful-interaction code of a matched handler."""
+    name = handler.__name__
+    if name == "bundle":
+        body = request.body if isinstance(request.body, dict) else {}
+        return "transaction" if body.get("type") == "transaction" else "batch"
+    if getattr(handler, "levels", None) is not None:
+        return "operation"
+    return INTERACTIONS.get(name, name)
+
+
+def begin(caller: Caller, request: FhirRequest, interaction: str, variables: dict[str, str]) -> AuditRecord:
+    return AuditRecord.of_request(caller, request.method, request.path, request.params, interaction,
+                                  variables.get("type"), variables.get("id"))
+
+
+def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> None:
+    """Write the record as the unit ends: in the write's own transaction, or at once for a read."""
+    services = repo.services
+    ended = record.ended(response.status)
+    ended.patients.update(repo.patients)
+
+    def write() -> None:
+        services.audit.write(repo.connection, ended, repo.touched)
+        if ended.alert and repo.policy.break_glass:
+            raise_privacy_task(repo, ended)
+
+    repo.finishers.append(write)
+
+
+def on_refusal(services: StoreServices, record: AuditRecord, exc: BaseException) -> None:
+    """Record a request that was refused or failed (its own transaction: the request's rolled back)."""
+    if isinstance(exc, FhirError):
+        status = exc.status
+        detail = "; ".join(issue.get("diagnostics", "") for issue in exc.outcome().get("issue", []))
+    else:
+        status, detail = 500, f"internal error: {type(exc).__name__}"
+    ended = record.ended(status, detail)
+    with services.database.writer.begin() as connection:
+        services.audit.write(connection, ended, [])
+
+
+def raise_privacy_task(repo: Repository, record: AuditRecord) -> None:
+    """A break-glass request raises a Task for the privacy officer to review, in the same transaction."""
+    from ..store.repository import Repository as Repo
+
+    services = repo.services
+    patients = sorted(record.patients | services.audit.patients_of_resources(repo.connection, repo.touched))
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "urgent",
+        "code": {"text": "Review a break-glass access"},
+        "description": (f"{record.client} ({record.kind}, {record.organization}) broke the glass: "
+                        f"{record.query}. Reason given: {record.detail}")[:4000],
+        "authoredOn": record_time(record),
+        "owner": {"display": "Privacy officer"},
+        "input": [{"type": {"text": "request"}, "valueString": record.request_id or record.query or ""}],
+    }
+    if len(patients) == 1:
+        task["for"] = {"reference": f"Patient/{patients[0]}"}
+    for patient in patients[:50]:
+        task["input"].append({"type": {"text": "patient"}, "valueReference": {"reference": f"Patient/{patient}"}})
+    officer = Caller.system(PRIVACY_OFFICER, record.request_id)
+    if repo.connection.get_execution_options().get("writing"):  # inside the request's own transaction
+        raised = Repo(repo.connection, officer, services)
+        raised.create(task, resource_type="Task")
+        raised.flush()
+        return
+    with services.unit(officer, writing=True) as raised:  # a read: the Task gets a transaction of its own
+        raised.create(task, resource_type="Task")
+
+
+def record_time(record: AuditRecord) -> str:
+    from ..fhir.dates import format_instant
+
+    return format_instant(record.recorded)
