@@ -41,6 +41,19 @@ class Reach:
     policy: AccessPolicy
     honour_objection: bool
     today: datetime = field(default_factory=lambda: datetime.now(UTC))
+    named: dict[str, Any] = field(default_factory=dict)
+
+    def people(self) -> Select:
+        """Patient ids of the people held (one named subquery per statement, however often it is used)."""
+        if "people" not in self.named:
+            held = self.builder.people(self.policy, self.caller.organization, self.today).cte("reach_people")
+            self.named["people"] = held
+        return select(self.named["people"].c.id)
+
+    def objectors(self) -> Select:
+        if "objectors" not in self.named:
+            self.named["objectors"] = self.builder.objectors(self.caller.organization).cte("reach_objectors")
+        return select(self.named["objectors"].c.id)
 
     @property
     def unrestricted(self) -> bool:
@@ -77,7 +90,7 @@ class Reach:
         record_types = [t for t in self.candidate_types(types) if t in compartment and policy.reads_record_type(t)]
         shared_types = [t for t in self.candidate_types(types) if t not in compartment and policy.reads_shared(t)]
         branches: list[ColumnElement[bool]] = []
-        people = self.builder.people(policy, self.caller.organization, self.today)
+        people = self.people()
         if "Patient" in record_types:
             branches.append(and_(row.c.type == "Patient", row.c.id.in_(people)))
         members = [t for t in record_types if t != "Patient"]
@@ -124,7 +137,7 @@ class Reach:
 
     def objecting(self, row: FromClause) -> ColumnElement[bool]:
         """The row belongs to a person whose objection to sharing hides them from this caller."""
-        hidden = self.builder.objectors(self.caller.organization)
+        hidden = self.objectors()
         ref = idx_reference.c
         linked = select(ref.pk).where(predicates.sp_match(idx_reference, self.builder.compartment_keys(
             sorted(t for t in self.builder.compartment if t != "Patient"))), ref.ttype == "Patient",
@@ -214,5 +227,5 @@ class ReachBuilder:
                                                    organization_token(organization))])
         objections = self.matching("Consent", OBJECTION)
         ref = idx_reference.c
-        return select(ref.tid).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
+        return select(ref.tid.label("id")).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
                                      ref.pk.in_(objections), ref.pk.not_in(recorded_here))
