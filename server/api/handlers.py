@@ -198,12 +198,14 @@ def search_bundle(ix: Interaction, result: SearchResult, base: str,
         for stored in result.included:
             body = subset.apply(stored.body, query.summary, query.elements)
             entries.append(entry_text(ix.request.base_url, stored, body, {"search": {"mode": "include"}}))
-    if query.ignored:
-        outcome = operation_outcome([
-            Issue("not-supported", f"Search parameter '{name}' is not supported and was ignored", (name,),
-                  severity="warning")
-            for name in query.ignored
-        ])
+    issues = [Issue("not-supported", f"Search parameter '{name}' is not supported and was ignored", (name,),
+                    severity="warning") for name in query.ignored]
+    if result.suppressed:
+        issues.append(Issue("suppressed", "Some matches are withheld: the person has objected to sharing. In an "
+                                          "emergency, state X-Purpose-Of-Use: ETREAT and X-Break-Glass-Reason "
+                                          "(audited as a security alert).", severity="warning"))
+    if issues:
+        outcome = operation_outcome(issues)
         entries.append('{"resource":' + ix.app.dumps(outcome) + ',"search":{"mode":"outcome"}}')
     return FhirResponse(200, bundle_text(fields, entries))
 

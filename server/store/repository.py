@@ -169,6 +169,11 @@ class Repository:
         self.flush()
         stored = self.fetch_current(resource_type, resource_id)
         if stored is None:
+            if self.withheld(resource_type, resource_id):
+                raise FhirError(403, [Issue("suppressed", f"{resource_type}/{resource_id} is withheld: the person "
+                                                          "has objected to sharing. In an emergency, state "
+                                                          "X-Purpose-Of-Use: ETREAT and X-Break-Glass-Reason "
+                                                          "(audited as a security alert).")])
             raise not_found(f"{resource_type}/{resource_id} is not known")
         if stored.deleted:
             raise FhirError(410, [Issue("deleted", f"{resource_type}/{resource_id} was deleted")],
@@ -209,6 +214,16 @@ class Repository:
         found = self.connection.execute(self.reached(
             select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id),
             (resource_type,))).first()
+        return found is not None
+
+    def withheld(self, resource_type: str, resource_id: str) -> bool:
+        """Whether only a standing objection hides a resource from a caller who may break the glass."""
+        if self.reach is None or not self.reach.may_break_glass:
+            return False
+        opened = self.reach.without_objection()
+        found = self.connection.execute(
+            select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id,
+                                         opened.clause(resources, (resource_type,)))).first()
         return found is not None
 
     def objecting(self, patient_id: str | None) -> bool:

@@ -118,6 +118,7 @@ class SearchResult:
     total: int | None = None
     has_next: bool = False
     last_key: int | None = None
+    suppressed: bool = False
 
 
 class SearchEngine:
@@ -251,7 +252,19 @@ class SearchEngine:
         if total is None and query.total != "none" and query.offset == 0 and not has_next:
             total = len(matches)
         included = self.includes(repo, query.includes, pks, matches) if query.includes and matches else []
-        return SearchResult(query, matches, included, total, has_next, pks[-1] if pks and not query.sort else None)
+        result = SearchResult(query, matches, included, total, has_next, pks[-1] if pks and not query.sort else None)
+        result.suppressed = self.withheld(repo, query, extra, context, criteria)
+        return result
+
+    def withheld(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]],
+                 context: SearchContext, criteria: list[Criterion]) -> bool:
+        """Whether a standing objection withheld matches from a caller who may break the glass."""
+        reach = context.reach
+        if reach is None or not reach.may_break_glass:
+            return False
+        opened = replace(context, reach=reach.without_objection())
+        statement = self.filtered(query, extra, opened, criteria).where(reach.objecting(resources))
+        return repo.connection.execute(statement.limit(1)).first() is not None
 
     def fold_composites(self, query: SearchQuery) -> list[Criterion]:
         """`code=X&value-quantity=gtN` becomes `code-value-quantity=X$gtN` when a composite parameter of

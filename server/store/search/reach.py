@@ -56,6 +56,16 @@ class Reach:
         return select(self.named["objectors"].c.id)
 
     @property
+    def may_break_glass(self) -> bool:
+        """Whether objections hide people from this caller and its kind may break the glass: then what
+        an objection withholds is announced as `suppressed` (never shown as data)."""
+        return self.honour_objection and self.policy.break_glass
+
+    def without_objection(self) -> Reach:
+        """This reach as it would be if no objection stood (to tell what objections withhold)."""
+        return Reach(self.builder, self.caller, self.policy, False, self.today, self.named)
+
+    @property
     def unrestricted(self) -> bool:
         return (self.policy.whole_record and not self.honour_objection
                 and self.caller.scopes.allows("r", "*") and not self.constrained_types())
