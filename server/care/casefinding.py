@@ -109,7 +109,7 @@ def case_finding(care: CareServices, repo: Repository, *, rule_set: str | None, 
     tokens: list[tuple[str, list[str] | None, str | None]] = [
         ("method", [code], names.rule_set_system), ("risk", list(settings.eligible_tiers), names.tier_system)]
     found: dict[str, tuple[str, Json]] = {}
-    for resource_id, text in stream(repo.connection, "RiskAssessment", tokens=tokens):
+    for resource_id, text in stream(repo.connection, "RiskAssessment", tokens=tokens, reach=repo.reach):
         body = orjson.loads(text)
         patient = patient_of(body)
         if patient is not None and tier_of(body) in settings.eligible_tiers:
@@ -121,7 +121,7 @@ def case_finding(care: CareServices, repo: Repository, *, rule_set: str | None, 
     candidates: list[Candidate] = []
     patients: dict[str, Json] = {}
     for part in chunks(sorted(found)):
-        for resource_id, text in stream(repo.connection, "Patient", ids=part):
+        for resource_id, text in stream(repo.connection, "Patient", ids=part, reach=repo.reach):
             patients[resource_id] = orjson.loads(text)
     for patient_id, (assessment_id, body) in found.items():
         patient = patients.get(patient_id)

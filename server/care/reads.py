@@ -45,11 +45,14 @@ def token_filter(resource_type: str, code: str, values: Iterable[str] | None, sy
 
 def stream(connection: Connection, resource_type: str, *, patients: list[str] | None = None,
            ids: list[str] | None = None, tokens: list[tuple[str, list[str] | None, str | None]] | None = None,
-           batch: int = 0) -> Iterator[tuple[str, str]]:
+           batch: int = 0, reach: Any = None) -> Iterator[tuple[str, str]]:
     """(id, body) of the current versions of a type: all of them, those of some patients, or some ids;
     `tokens` narrows to resources with a value in each of the (parameter, values, system) given. With
-    `batch`, all rows stream through a server-side cursor (inside a transaction) `batch` rows at a time."""
+    `batch`, all rows stream through a server-side cursor (inside a transaction) `batch` rows at a time.
+    With `reach` (a caller's), only the resources that caller reaches."""
     base = bodies_statement(resource_type)
+    if reach is not None:
+        base = base.where(reach.clause(resources, (resource_type,)))
     for code, values, system in tokens or ():
         base = base.where(resources.c.pk.in_(token_filter(resource_type, code, values, system)))
     if patients is None and ids is None:

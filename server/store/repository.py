@@ -200,11 +200,10 @@ class Repository:
             raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
         return stored
 
-    def reached(self, statement: Any, types: tuple[str, ...] | None = None) -> Any:
+    def reached(self, statement: Any, types: tuple[str, ...] | None = None, *, reading: bool = True) -> Any:
         """A statement over `resources` cut to the caller's reach (unchanged for a caller who reaches all)."""
-        if self.reach is None:
-            return statement
-        return statement.where(self.reach.clause(resources, types))
+        clause = None if self.reach is None else self.reach.clause(resources, types, reading=reading)
+        return statement if clause is None else statement.where(clause)
 
     def sees(self, resource_type: str, resource_id: str) -> bool:
         """Whether the caller reaches a resource as it stands (always, for a caller who reaches all)."""
@@ -213,7 +212,7 @@ class Repository:
         self.flush()
         found = self.connection.execute(self.reached(
             select(resources.c.pk).where(resources.c.type == resource_type, resources.c.id == resource_id),
-            (resource_type,))).first()
+            (resource_type,), reading=False)).first()
         return found is not None
 
     def withheld(self, resource_type: str, resource_id: str) -> bool:
@@ -257,7 +256,7 @@ class Repository:
         for start in range(0, len(written), 500):
             chunk = written[start:start + 500]
             reached.update(self.connection.execute(self.reached(
-                select(resources.c.pk).where(among(resources.c.pk, chunk, self.postgres)))).scalars())
+                select(resources.c.pk).where(among(resources.c.pk, chunk, self.postgres)), reading=False)).scalars())
         outside = [pk for pk in written if pk not in reached]
         if outside:
             row = self.connection.execute(

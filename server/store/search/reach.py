@@ -73,12 +73,15 @@ class Reach:
     def constrained_types(self) -> list[str]:
         return sorted({s.type for s in self.caller.scopes.scopes if s.constraints})
 
-    def clause(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool] | None:
-        """Whether the row is a resource this caller reaches; `types` narrows it when the row's type is known."""
-        if self.unrestricted:
+    def clause(self, row: FromClause, types: tuple[str, ...] | None = None, *,
+               reading: bool = True) -> ColumnElement[bool] | None:
+        """Whether the row is a resource this caller reaches; `types` narrows it when the row's type is known.
+        For writes (`reading` False) the read scopes do not count: what a write may touch is the policy's reach
+        and objections; its own letters are checked per type before it."""
+        if self.unrestricted or (not reading and self.policy.whole_record and not self.honour_objection):
             return None
         parts = [self.held(row, types)]
-        scope_types = self.scope_clause(row, types)
+        scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
             parts.append(scope_types)
         if self.honour_objection:

@@ -1,0 +1,110 @@
+"""SMART scopes on every interaction: v2 letters per type, v1 mapped to v2, history and vread under r and s,
+search constraints of v2 scopes in every query, each batch entry on its own, a denied transaction entry
+failing the whole transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.auth import register_client, session_for
+
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+@pytest.fixture(scope="module")
+def observations(server):
+    """A laboratory and a vital-signs Observation of pa, written by the host."""
+    for name, category in (("lab", "laboratory"), ("vitals", "vital-signs")):
+        body = {"resourceType": "Observation", "id": f"obs-{name}", "status": "final",
+                "category": [{"coding": [{"system": CATEGORY, "code": category}]}],
+                "code": {"text": name}, "subject": {"reference": "Patient/pa"},
+                "valueQuantity": {"value": 1, "unit": "1"}}
+        assert server.call("integration", "PUT", f"Observation/obs-{name}", json=body).status_code in (200, 201)
+    return server
+
+
+def client(server, scope: str, kind: str = "gp"):
+    """A session of a gp client of practice A81001 registered with exactly `scope`."""
+    registered = register_client(server.app, f"scoped-{uuid.uuid4().hex[:8]}", kind=kind,
+                                 organization="https://fhir.nhs.uk/Id/ods-organization-code|A81001", scope=scope)
+    return session_for(server.base, registered)
+
+
+def status(session, method: str, path: str, base: str, **kwargs) -> int:
+    return session.request(method, f"{base}/{path}", timeout=60, **kwargs).status_code
+
+
+def test_v2_letters_each_allow_their_interactions(server) -> None:
+    base = server.base
+    read_only = client(server, "system/Patient.r")
+    assert status(read_only, "GET", "Patient/pa", base) == 200
+    assert status(read_only, "GET", "Patient/pa/_history/1", base) == 200
+    assert status(read_only, "GET", "Patient/pa/_history", base) == 200  # instance history is a read
+    assert status(read_only, "GET", "Patient", base, params={"_id": "pa"}) == 403
+    assert status(read_only, "GET", "Patient/_history", base) == 403  # type history is a search
+    assert status(read_only, "GET", "CarePlan/plan-a", base) == 403
+    search_only = client(server, "system/Patient.s")
+    assert status(search_only, "GET", "Patient", base, params={"_id": "pa"}) == 200
+    assert status(search_only, "GET", "Patient/_history", base) == 200
+    assert status(search_only, "GET", "Patient/pa", base) == 403
+    patient = server.call("integration", "GET", "Patient/pa").json()
+    assert status(search_only, "PUT", "Patient/pa", base, json=patient) == 403
+    updater = client(server, "system/Patient.ru")
+    assert status(updater, "PUT", "Patient/pa", base, json={**patient, "gender": "other"}) == 200
+    assert status(updater, "POST", "Patient", base, json={"resourceType": "Patient",
+                                                          "generalPractitioner": patient["generalPractitioner"]}) == 403
+    assert status(updater, "DELETE", "Patient/pa", base) == 403
+    assert server.call("integration", "PUT", "Patient/pa", json=patient).status_code == 200
+
+
+def test_v1_scopes_map_to_v2(server) -> None:
+    base = server.base
+    reader = client(server, "system/Patient.read system/CarePlan.read")
+    assert status(reader, "GET", "Patient/pa", base) == 200
+    assert status(reader, "GET", "CarePlan", base, params={"subject": "Patient/pa"}) == 200
+    patient = server.call("integration", "GET", "Patient/pa").json()
+    assert status(reader, "PUT", "Patient/pa", base, json=patient) == 403
+    writer = client(server, "system/Patient.write")
+    assert status(writer, "GET", "Patient/pa", base) == 403
+    assert status(writer, "PUT", "Patient/pa", base, json=patient) == 200
+    everything = client(server, "system/*.*")
+    assert status(everything, "GET", "CarePlan/plan-a", base) == 200
+
+
+def test_search_constraints_of_a_v2_scope_enter_every_query(observations) -> None:
+    server = observations
+    base = server.base
+    lab = client(server, f"system/Observation.rs?category={CATEGORY}|laboratory system/Patient.rs")
+    assert status(lab, "GET", "Observation/obs-lab", base) == 200
+    assert status(lab, "GET", "Observation/obs-vitals", base) == 404
+    found = lab.get(f"{base}/Observation", params={"subject": "Patient/pa"}, timeout=60).json()
+    assert {e["resource"]["id"] for e in found.get("entry", [])} == {"obs-lab"}
+    counted = lab.get(f"{base}/Observation", params={"subject": "Patient/pa", "_summary": "count"}, timeout=60)
+    assert counted.json()["total"] == 1
+    reverse = lab.get(f"{base}/Patient", params={"_id": "pa", "_revinclude": "Observation:subject"}, timeout=60)
+    assert {e["resource"]["id"] for e in reverse.json()["entry"]} == {"pa", "obs-lab"}
+    has = lab.get(f"{base}/Patient", params={"_has:Observation:subject:code:text": "vitals"}, timeout=60)
+    assert has.json().get("entry", []) == []
+    everything = lab.get(f"{base}/Patient/pa/$everything", timeout=60)
+    assert everything.status_code == 200  # only what the scopes read: no care plan, no vital signs
+    assert {e["resource"]["id"] for e in everything.json()["entry"]} == {"pa", "obs-lab"}
+
+
+def test_batch_entries_are_each_checked_and_a_denied_transaction_entry_fails_the_whole(server) -> None:
+    base = server.base
+    reader = client(server, "system/Patient.rs system/CarePlan.rs")
+    new_plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                "subject": {"reference": "Patient/pa"}}
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/pa"}},
+        {"resource": new_plan, "request": {"method": "POST", "url": "CarePlan"}}]}
+    answer = reader.post(f"{base}/", json=batch, timeout=60).json()
+    assert [e["response"]["status"][:3] for e in answer["entry"]] == ["200", "403"]
+    before = server.call("integration", "GET", "CarePlan", params={"subject": "Patient/pa", "_summary": "count"})
+    transaction = {**batch, "type": "transaction"}
+    refused = reader.post(f"{base}/", json=transaction, timeout=60)
+    assert refused.status_code == 403
+    after = server.call("integration", "GET", "CarePlan", params={"subject": "Patient/pa", "_summary": "count"})
+    assert after.json()["total"] == before.json()["total"]
