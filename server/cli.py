@@ -1,13 +1,17 @@
-"""The `sharedcare` command line: serve, database upgrade, reindex, and loading data."""
+"""The `sharedcare` command line: serve, database upgrade, reindex, loading data, clients, keys and tokens."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .security.authserver import AuthServer
 
 
 @click.group()
@@ -141,6 +145,141 @@ def stratify(as_of: object, methods: tuple[str, ...], batch: int) -> None:
 
     summary = run(Settings.from_env(), as_of.date() if as_of else None, list(methods), batch)  # type: ignore[attr-defined]
     click.echo(summary.describe())
+
+
+@main.group()
+def clients() -> None:
+    """SMART Backend Services clients: register, list, revoke."""
+
+
+def auth_server() -> AuthServer:
+    """The authorization server on DATABASE_URL (schema upgraded first), without the FHIR API."""
+    from .security.authserver import AuthServer
+    from .security.clients import policy_folders
+    from .store.db import Database
+    from .store.migrate import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    return AuthServer(Database.connect(settings.database_url), ca_bundle=settings.jwks_ca_bundle,
+                      policy_folders=policy_folders(settings.access_policy_dir or None))
+
+
+@clients.command("add")
+@click.argument("client_id")
+@click.option("--organization", required=True, metavar="CODE", help="ODS code, or an identifier token system|value.")
+@click.option("--kind", required=True, help="Access policy of the client (profiles/access/<kind>.yaml).")
+@click.option("--scope", required=True, help='Registered scopes, e.g. "system/Patient.rs system/CarePlan.rs".')
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The client's public JWKS (a file).")
+@click.option("--jwks-uri", metavar="URL", help="https URL of the client's public JWKS.")
+def clients_add(client_id: str, organization: str, kind: str, scope: str, jwks_file: Path | None,
+                jwks_uri: str | None) -> None:
+    """Register a client with its public keys (--jwks FILE or --jwks-uri URL)."""
+    from .security.clients import ClientError
+
+    if (jwks_file is None) == (jwks_uri is None):
+        raise click.UsageError("give exactly one of --jwks FILE or --jwks-uri URL")
+    try:
+        client = auth_server().registry.add(
+            client_id, organization=organization, kind=kind, scope=scope,
+            jwks=jwks_file.read_text(encoding="utf-8") if jwks_file else None, jwks_uri=jwks_uri)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Registered {client.id}: {client.kind} of {client.organization}, scope {client.scope}")
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """List the registered clients."""
+    for client in auth_server().registry.list():
+        state = "revoked" if client.revoked else "active"
+        keys = client.jwks_uri or f"{len((client.jwks or {}).get('keys', []))} key(s) by value"
+        click.echo(f"{client.id}\t{state}\t{client.kind}\t{client.organization}\t{client.scope}\t{keys}")
+
+
+@clients.command("revoke")
+@click.argument("client_id")
+def clients_revoke(client_id: str) -> None:
+    """Revoke a client: no new tokens; its tokens are refused within a second by every server process."""
+    from .security.clients import ClientError
+
+    try:
+        auth_server().revoke_client(client_id)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Revoked {client_id}")
+
+
+@main.group()
+def keys() -> None:
+    """Client keys for SMART Backend Services."""
+
+
+@keys.command("generate")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private JWK (the public JWKS goes beside it, as .jwks.json).")
+@click.option("--alg", type=click.Choice(["ES384", "RS384"]), default="ES384", show_default=True)
+def keys_generate(out: Path, alg: str) -> None:
+    """Make a client key pair: the private JWK (keep it) and the public JWKS (register it)."""
+    import json
+    import os
+
+    from .security.keys import generate_private_key
+
+    public_path = out.with_suffix(".jwks.json")
+    if public_path == out:
+        raise click.UsageError("--out must not end in .jwks.json (that name is for the public JWKS)")
+    key = generate_private_key(alg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(key.as_dict(private=True), handle, indent=2)
+    public_path.write_text(json.dumps({"keys": [key.as_dict(private=False)]}, indent=2), encoding="utf-8")
+    click.echo(f"Private key ({alg}, kid {key.kid}) written to {out}")
+    click.echo(str(public_path))
+
+
+@main.command()
+@click.option("--client", "client_id", required=True, help="The registered client id.")
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The client's private JWK.")
+@click.option("--scope", help="Scopes to ask for (default: all the client's registered scopes; required with "
+              "--server).")
+@click.option("--server", metavar="URL", help="FHIR base URL to ask over HTTP (default: in-process on DATABASE_URL, "
+              "for the server at BASE_URL).")
+def token(client_id: str, key_file: Path, scope: str | None, server: str | None) -> None:
+    """Sign a client assertion and get an access token from the token endpoint; prints the token."""
+    from .security.access_tokens import token_url
+    from .security.keys import private_key_from
+    from .security.tokenclient import TokenRequestError, request_token, token_form
+
+    try:
+        key = private_key_from(key_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{key_file}: {exc}") from exc
+    if server:
+        if not scope:
+            raise click.UsageError("--scope is required with --server")
+        try:
+            answer = request_token(server.rstrip("/"), client_id, key, scope)
+        except TokenRequestError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        settings = Settings.from_env()
+        base = settings.base_url or f"http://127.0.0.1:8080{settings.fhir_path}"
+        if not settings.base_url:
+            click.echo(f"BASE_URL is not set: the token is for {base}", err=True)
+        auth = auth_server()
+        if not scope:
+            client = auth.registry.get(client_id)
+            scope = client.scope if client else ""
+        event = auth.token(list(token_form(client_id, key, token_url(base), scope).items()), base)
+        if event.refused:
+            raise click.ClickException(f"token request refused: {event.error}: {event.description}")
+        answer = event.body or {}
+    click.echo(f"scope: {answer['scope']}; expires in {answer['expires_in']} s", err=True)
+    click.echo(answer["access_token"])
 
 
 def _register_loaders() -> None:

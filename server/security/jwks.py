@@ -39,6 +39,8 @@ def public_keys(document: Any, where: str = "the JWKS") -> list[PublicKey]:
             document = json.loads(document)
         except ValueError as exc:
             raise JwksError(f"{where} is not JSON: {exc}") from exc
+    if isinstance(document, dict) and PRIVATE_MEMBERS & document.keys():
+        raise JwksError(f"{where} holds private key material: register the public JWKS only")
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
         raise JwksError(f'{where} is not a JWK Set ({{"keys": [...]}}) holding at least one key')
     keys: list[PublicKey] = []
