@@ -13,6 +13,8 @@ from .api.http import FhirHttp, install_error_funnel
 from .api.operations import register_all
 from .care.service import install as install_care
 from .config import Settings
+from .security.authserver import AuthServer
+from .security.clients import policy_folders
 from .store.db import Database
 from .store.services import StoreServices
 
@@ -32,9 +34,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_all(fhir_api)
     app.extensions["sharedcare"] = fhir_api
     app.extensions["sharedcare.settings"] = settings
+    auth = AuthServer(database, ca_bundle=settings.jwks_ca_bundle,
+                      policy_folders=policy_folders(settings.access_policy_dir or None))
+    app.extensions["sharedcare.auth"] = auth
     install_error_funnel(app)
     app.wsgi_app = FhirHttp(fhir_api, app.wsgi_app, fhir_path=settings.fhir_path,  # type: ignore[method-assign]
-                            base_url=settings.base_url, max_bytes=settings.max_request_bytes)
+                            base_url=settings.base_url, max_bytes=settings.max_request_bytes, auth=auth)
 
     @app.get("/health")
     def health() -> Response:

@@ -1,4 +1,7 @@
-"""Test fixtures: a real database (SQLite or PostgreSQL, chosen by TEST_DATABASE), the app and a live server."""
+"""Test fixtures: a real database (SQLite or PostgreSQL, chosen by TEST_DATABASE), the app and a live server.
+
+Every app gets a registered test client (kind integration, scope system/*.cruds) whose bearer token its
+`test_client()` sends; `http_session` does the same over real HTTP (see tests/auth.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
@@ -18,6 +22,7 @@ from server.app import create_app
 from server.config import Settings
 from server.store.conformance import install_bundled
 from server.store.migrate import upgrade
+from tests.auth import authenticate_app, session_for
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", PROJECT.parent / "shared"))
@@ -73,6 +78,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 def app(settings: Settings):
     application = create_app(settings)
+    authenticate_app(application)
     yield application
     application.extensions["sharedcare"].services.database.dispose()
 
@@ -92,11 +98,19 @@ def live_server(app) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="session")
+def http_session(app, live_server: str) -> Iterator[requests.Session]:
+    """A requests.Session sending the app's test client's bearer token to `live_server`."""
+    with session_for(live_server, app.extensions["tests.client"]) as session:
+        yield session
+
+
 @pytest.fixture()
 def fresh_app(tmp_path: Path):
     """An app on its own empty database, for tests that count every row."""
     url, drop = create_database(tmp_path)
     application = create_app(Settings.from_env({}, database_url=url))
+    authenticate_app(application)
     yield application
     application.extensions["sharedcare"].services.database.dispose()
     drop()  # type: ignore[operator]
@@ -121,6 +135,7 @@ def app_factory(tmp_path_factory: pytest.TempPathFactory, prefix: str,
     def make() -> Flask:
         url, drop = create_database(tmp_path_factory.mktemp(prefix))
         application = create_app(Settings.from_env({}, database_url=url))
+        authenticate_app(application)
         if prepare is not None:
             prepare(application)
         made.append((application, drop))  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ SYSTEM_INTERACTIONS = {
     "search-system": ("GET", ""),
     "history-system": ("GET", "_history"),
 }
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 MODIFIERS = {
     "string": "exact, contains",
     "token": "not, text, in, not-in, of-type",
@@ -89,6 +90,7 @@ def capability_statement(api: FhirApi, base_url: str) -> dict[str, Any]:
     }
     if system_ops:
         rest["operation"] = system_ops
+    rest["security"] = security(base_url)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -101,6 +103,22 @@ def capability_statement(api: FhirApi, base_url: str) -> dict[str, Any]:
         "format": ["application/fhir+json", "application/json"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [rest],
+    }
+
+
+def security(base_url: str) -> dict[str, Any]:
+    """SMART on FHIR (Backend Services): where to get and revoke tokens (also in .well-known/smart-configuration)."""
+    return {
+        "extension": [{
+            "url": OAUTH_URIS,
+            "extension": [{"url": "token", "valueUri": f"{base_url}/auth/token"},
+                          {"url": "revoke", "valueUri": f"{base_url}/auth/revoke"}],
+        }],
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                 "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}],
+                     "text": "SMART Backend Services: OAuth 2.0 client credentials with private_key_jwt"}],
+        "description": "Every interaction but this CapabilityStatement needs an access token from the token "
+                       f"endpoint ({base_url}/.well-known/smart-configuration) as Authorization: Bearer.",
     }
 
 

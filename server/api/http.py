@@ -18,7 +18,12 @@ from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from ..fhir.outcome import FhirError, Issue, operation_outcome
+from ..security.access_tokens import TOKEN_PATH
+from ..security.authserver import AuthServer
 from ..security.context import Caller
+from ..security.events import BEARER, AuthEvent, AuthFailure
+from ..security.scopes import ScopeSet
+from ..security.smart import CONFIGURATION_PATH, JWKS_PATH, REVOKE_PATH
 from .app import FhirApi
 from .model import FhirRequest, FhirResponse, parse_prefer
 from .render import pretty
@@ -40,6 +45,15 @@ JSON_ONLY = "This server speaks JSON only (application/fhir+json); XML and other
 OUTCOME_TYPE = ("Content-Type", "application/fhir+json; charset=utf-8")
 NO_BODY_STATUSES = (204, 304)
 BODY_PIECE = 64 * 1024
+OPEN_READS = frozenset({"metadata"})  # FHIR paths any client may GET without a token
+AUTH_PATHS = frozenset({TOKEN_PATH, REVOKE_PATH, JWKS_PATH, CONFIGURATION_PATH})
+AUTH_FORM_BYTES = 64 * 1024
+JSON_TYPE = ("Content-Type", "application/json; charset=utf-8")
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+HEADER_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')  # left out of quoted strings in WWW-Authenticate
+
+AuthListener = Callable[[AuthEvent, Environ], None]
+"""Called with every token request, revocation request and refused bearer token before it is answered."""
 
 
 @lru_cache(maxsize=64)
@@ -154,9 +168,25 @@ def too_large(max_bytes: int) -> FhirError:
                                                f"({max_bytes} bytes)")])
 
 
-def caller(request_id: str | None) -> Caller:
-    """The caller of this request (authentication will set it; until then a trusted client)."""
-    return Caller(subject="client", request_id=request_id)
+def anonymous(request_id: str | None) -> Caller:
+    """The caller of an open path (the CapabilityStatement): no client, no scopes."""
+    return Caller(subject="anonymous", scopes=ScopeSet(()), kind="anonymous", request_id=request_id)
+
+
+def json_answer(status: int, body: Any, *extra: tuple[str, str]) -> Answer:
+    return status, [JSON_TYPE, *extra], orjson.dumps(body)
+
+
+def read_form(environ: Environ) -> list[tuple[str, str]] | None:
+    """The parameters of an application/x-www-form-urlencoded body (None when the body is another type)."""
+    media = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
+    raw = read_limited(environ, AUTH_FORM_BYTES)
+    if media != "application/x-www-form-urlencoded":
+        return None
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
 
 
 def outcome_answer(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
@@ -168,8 +198,11 @@ class FhirHttp:
     hands every other path, such as /health, to `fallback`."""
 
     def __init__(self, api: FhirApi, fallback: WsgiApp, *, fhir_path: str, base_url: str, max_bytes: int,
-                 reserved: tuple[str, ...] = ("/health",)) -> None:
+                 auth: AuthServer, reserved: tuple[str, ...] = ("/health",),
+                 on_auth_event: AuthListener | None = None) -> None:
         self.api = api
+        self.auth = auth
+        self.on_auth_event = on_auth_event
         self.fallback = fallback
         self.fhir_path = "" if fhir_path.strip("/") == "" else "/" + fhir_path.strip("/")
         self.base_url = base_url.rstrip("/")
@@ -221,6 +254,16 @@ class FhirHttp:
                             headers={"Allow": allowed})
         params = query_params(environ)
         refuse_control_characters(path, params)
+        base_url = self.request_base_url(environ)
+        if path in AUTH_PATHS:
+            return self.auth_path(environ, method, path, base_url, request_id)
+        if path in OPEN_READS and method in ("GET", "HEAD"):
+            caller = anonymous(request_id)
+        else:
+            try:
+                caller = self.authenticate(environ, base_url, request_id)
+            except AuthFailure as failure:
+                return self.auth_answer(failure.event, environ, base_url)
         media_type = response_type(environ, params)
         body, raw, content_type, form = read_body(environ, method, self.max_bytes)
         prefer_return, prefer_handling = parse_prefer(environ.get("HTTP_PREFER"))
@@ -237,10 +280,57 @@ class FhirHttp:
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             prefer_return=prefer_return,
             prefer_handling=prefer_handling,
-            base_url=self.request_base_url(environ),
+            base_url=base_url,
         )
-        result = self.api.handle(fhir_request, caller(request_id))
+        result = self.api.handle(fhir_request, caller)
         return rendered(result, media_type, pretty_output=first(params, "_pretty") == "true")
+
+    def authenticate(self, environ: Environ, base_url: str, request_id: str | None) -> Caller:
+        """The caller a request's bearer token names (AuthFailure when it has none that is valid)."""
+        return self.auth.authenticate(environ.get("HTTP_AUTHORIZATION"), base_url,
+                                      purpose=environ.get("HTTP_X_PURPOSE_OF_USE"),
+                                      break_glass=environ.get("HTTP_X_BREAK_GLASS_REASON"), request_id=request_id)
+
+    def auth_path(self, environ: Environ, method: str, path: str, base_url: str, request_id: str | None) -> Answer:
+        """The SMART paths: discovery and the server's JWKS (open, JSON whatever the Accept), the token
+        endpoint (open) and token revocation (an administrator's bearer token)."""
+        reading = method in ("GET", "HEAD")
+        if path == CONFIGURATION_PATH and reading:
+            return json_answer(200, self.auth.configuration(base_url))
+        if path == JWKS_PATH and reading:
+            return json_answer(200, self.auth.jwks(), ("Cache-Control", "max-age=300"))
+        if method != "POST" and path in (TOKEN_PATH, REVOKE_PATH):
+            return json_answer(405, {"error": "invalid_request", "error_description": f"{path} takes POST"},
+                               ("Allow", "POST"), *NO_STORE)
+        if method != "POST" or path not in (TOKEN_PATH, REVOKE_PATH):
+            raise FhirError(405, [Issue("not-supported", f"{path} answers GET only")], headers={"Allow": "GET, HEAD"})
+        caller = None
+        if path == REVOKE_PATH:
+            try:
+                caller = self.authenticate(environ, base_url, request_id)
+            except AuthFailure as failure:
+                return self.auth_answer(failure.event, environ, base_url)
+        form = read_form(environ)
+        if form is None:
+            return json_answer(400, {"error": "invalid_request", "error_description": "Send the parameters as "
+                                     "application/x-www-form-urlencoded (UTF-8)"}, *NO_STORE)
+        event = self.auth.token(form, base_url) if caller is None else self.auth.revoke(caller, form)
+        return self.auth_answer(event, environ, base_url)
+
+    def auth_answer(self, event: AuthEvent, environ: Environ, base_url: str) -> Answer:
+        """The one place where token requests, revocations and refused bearer tokens become HTTP answers;
+        `on_auth_event` (the audit) sees each first. A refused bearer is a 401 with an RFC 6750 challenge
+        and an OperationOutcome; the others are OAuth JSON, never cached."""
+        if self.on_auth_event is not None:
+            self.on_auth_event(event, environ)
+        if event.action == BEARER:
+            challenge = f'Bearer realm="{HEADER_UNSAFE.sub("", base_url)}"'
+            if event.error:
+                description = HEADER_UNSAFE.sub("", event.description or "")
+                challenge += f', error="{event.error}", error_description="{description}"'
+            issue = Issue("login", event.description or "Authentication required")
+            return outcome_answer(event.status, operation_outcome([issue]), {"WWW-Authenticate": challenge})
+        return json_answer(event.status, event.body or {}, *NO_STORE)
 
     def request_base_url(self, environ: Environ) -> str:
         """The FHIR base URL: configured, or from the request's scheme, host and mount point."""

@@ -8,6 +8,8 @@ from flask import Flask
 
 from server.app import create_app
 from server.config import Settings
+from server.store.migrate import upgrade
+from tests.auth import authenticate_app
 from tests.support import FHIR_JSON, assert_outcome, patient
 
 
@@ -92,12 +94,15 @@ def test_search_errors(client):
 
 
 def test_request_size_limit_is_413(tmp_path):
-    small = create_app(Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'small.db'}",
-                                         max_request_bytes=1000))
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    upgrade(url)
+    small = create_app(Settings.from_env({}, database_url=url, max_request_bytes=1000))
     assert isinstance(small, Flask)
+    authenticate_app(small)
     big = orjson.dumps({**patient(), "text": {"status": "generated", "div": "<div>" + "x" * 5000 + "</div>"}})
     response = small.test_client().post("/fhir/Patient", data=big, content_type=FHIR_JSON)
     assert_outcome(response, 413, "too-costly")
+    small.extensions["sharedcare"].services.database.dispose()
 
 
 @pytest.mark.parametrize("path", [

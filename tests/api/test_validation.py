@@ -11,6 +11,7 @@ import pytest
 from server.app import create_app
 from server.config import Settings
 from server.store.conformance import install_bundled
+from tests.auth import authenticate_app
 from tests.scr_cases import cases
 from tests.scr_examples import SD, care_record, examples
 from tests.support import FHIR_JSON, assert_outcome, patient
@@ -229,6 +230,7 @@ def test_validate_needs_a_resource_of_the_right_type(client):
 @pytest.fixture(scope="module")
 def mandatory_client(database_url):
     app = create_app(Settings.from_env({"MANDATORY_PROFILES": "care-record"}, database_url=database_url))
+    authenticate_app(app)
     yield app.test_client()
     app.extensions["sharedcare"].services.database.dispose()
 

@@ -14,6 +14,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
+from ..auth import session_for
 from .conftest import (
     NHS,
     PEOPLE,
@@ -50,6 +51,13 @@ def base(app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def http(app: Flask, base: str) -> Iterator[requests.Session]:
+    """A session with the app's test client's bearer token."""
+    with session_for(base, app.extensions["tests.client"]) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
 def matron(app: Flask) -> str:
     return case_manager(app)
 
@@ -63,8 +71,8 @@ def enrolled(app: Flask, matron: str) -> dict[str, Any]:
     return {p["name"]: p["resource"] for p in answer["parameter"] if "resource" in p}
 
 
-def case_status(base: str, nhs: str) -> dict[str, Any]:
-    response = requests.get(f"{base}/Patient/$case-status", params={"identifier": f"{NHS}|{nhs}"}, timeout=10)
+def case_status(http: requests.Session, base: str, nhs: str) -> dict[str, Any]:
+    response = http.get(f"{base}/Patient/$case-status", params={"identifier": f"{NHS}|{nhs}"}, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("application/fhir+json")
     return response.json()
@@ -121,8 +129,8 @@ def test_every_resource_written_conforms_to_its_profile(app: Flask, enrolled: di
 
 
 def test_the_hospital_lookup_by_nhs_number_answers_case_manager_plan_risk_and_packages(
-        base: str, enrolled: dict[str, Any], matron: str) -> None:
-    status = case_status(base, PEOPLE["jean"])
+        base: str, http: requests.Session, enrolled: dict[str, Any], matron: str) -> None:
+    status = case_status(http, base, PEOPLE["jean"])
     assert part(status, "caseManaged") is True
     programme = part(status, "programme")
     assert part(programme, "code")["code"] == "integrated-care-scheme" and part(programme, "since") == "2026-11-02"
@@ -144,20 +152,20 @@ def test_the_hospital_lookup_by_nhs_number_answers_case_manager_plan_risk_and_pa
     assert any("Case-managed" in part(a, "text") for a in parts(status, "alert"))
 
 
-def test_the_lookup_by_id_answers_the_same_and_unknown_numbers_get_404(base: str, app: Flask,
-                                                                       enrolled: dict[str, Any]) -> None:
+def test_the_lookup_by_id_answers_the_same_and_unknown_numbers_get_404(
+        base: str, http: requests.Session, app: Flask, enrolled: dict[str, Any]) -> None:
     jean = patient_id(app, "jean")
-    by_id = requests.get(f"{base}/Patient/{jean}/$case-status", timeout=10).json()
-    assert part(by_id, "caseManager") == part(case_status(base, PEOPLE["jean"]), "caseManager")
-    missing = requests.get(f"{base}/Patient/$case-status", params={"identifier": f"{NHS}|9434765919"}, timeout=10)
+    by_id = http.get(f"{base}/Patient/{jean}/$case-status", timeout=10).json()
+    assert part(by_id, "caseManager") == part(case_status(http, base, PEOPLE["jean"]), "caseManager")
+    missing = http.get(f"{base}/Patient/$case-status", params={"identifier": f"{NHS}|9434765919"}, timeout=10)
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
-    david = case_status(base, PEOPLE["david"])
+    david = case_status(http, base, PEOPLE["david"])
     assert part(david, "caseManaged") is False and not parts(david, "caseManager")
     assert part(part(david, "risk"), "level") == "supported-self-care"
 
 
-def test_an_admission_of_a_case_managed_patient_raises_a_flag_and_a_task(base: str, app: Flask, matron: str,
-                                                                          enrolled: dict[str, Any]) -> None:
+def test_an_admission_of_a_case_managed_patient_raises_a_flag_and_a_task(
+        base: str, http: requests.Session, app: Flask, matron: str, enrolled: dict[str, Any]) -> None:
     jean = patient_id(app, "jean")
     encounter = {
         "resourceType": "Encounter", "status": "in-progress",
@@ -167,8 +175,8 @@ def test_an_admission_of_a_case_managed_patient_raises_a_flag_and_a_task(base: s
         "hospitalization": {"extension": [{"url": ADMISSION_METHOD, "valueCodeableConcept": {"coding": [
             {"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdmissionMethodEngland", "code": "21"}]}}]},
     }
-    response = requests.post(f"{base}/Encounter", json=encounter, timeout=10,
-                             headers={"Content-Type": "application/fhir+json"})
+    response = http.post(f"{base}/Encounter", json=encounter, timeout=10,
+                         headers={"Content-Type": "application/fhir+json"})
     assert response.status_code == 201, response.text
     admitted = response.json()["id"]
     flags = search(app, "Flag", encounter=f"Encounter/{admitted}")
@@ -177,18 +185,18 @@ def test_an_admission_of_a_case_managed_patient_raises_a_flag_and_a_task(base: s
     tasks = search(app, "Task", focus=f"Encounter/{admitted}")
     assert len(tasks) == 1 and tasks[0]["owner"]["reference"] == matron and tasks[0]["priority"] == "urgent"
     assert "Upton General Hospital" in tasks[0]["description"]
-    alerts = [part(a, "text") for a in parts(case_status(base, PEOPLE["jean"]), "alert")]
+    alerts = [part(a, "text") for a in parts(case_status(http, base, PEOPLE["jean"]), "alert")]
     assert any("in hospital" in text for text in alerts)
-    again = requests.put(f"{base}/Encounter/{admitted}", json={**response.json(), "priority": {"text": "urgent"}},
-                         timeout=10, headers={"Content-Type": "application/fhir+json"})
+    again = http.put(f"{base}/Encounter/{admitted}", json={**response.json(), "priority": {"text": "urgent"}},
+                     timeout=10, headers={"Content-Type": "application/fhir+json"})
     assert again.status_code == 200
     assert len(search(app, "Flag", encounter=f"Encounter/{admitted}")) == 1  # one alert per admission
 
 
 def test_a_package_change_posted_through_the_api_shows_in_case_status_and_the_plan_history(
-        base: str, app: Flask, enrolled: dict[str, Any]) -> None:
+        base: str, http: requests.Session, app: Flask, enrolled: dict[str, Any]) -> None:
     query = {"identifier": f"{SWIFT_SERVICE}|SV5001"}
-    current = requests.get(f"{base}/EpisodeOfCare", params=query, timeout=10).json()["entry"][0]["resource"]
+    current = http.get(f"{base}/EpisodeOfCare", params=query, timeout=10).json()["entry"][0]["resource"]
     changed = dict(current)
     changed["extension"] = [dict(e) for e in current["extension"]]
     for extension in changed["extension"]:
@@ -197,15 +205,15 @@ def test_a_package_change_posted_through_the_api_shows_in_case_status_and_the_pl
         if extension["url"].endswith("Extension-SCR-WeeklyCost"):
             extension["valueMoney"] = {**extension["valueMoney"], "value": 322.0}
     changed.pop("meta", None)
-    response = requests.put(f"{base}/EpisodeOfCare", params=query, json=changed, timeout=10,
-                            headers={"Content-Type": "application/fhir+json"})
+    response = http.put(f"{base}/EpisodeOfCare", params=query, json=changed, timeout=10,
+                        headers={"Content-Type": "application/fhir+json"})
     assert response.status_code == 200, response.text
-    status = case_status(base, PEOPLE["jean"])
+    status = case_status(http, base, PEOPLE["jean"])
     lines = [part(p, "description") for p in parts(status, "socialCarePackage")]
     assert any(line.startswith("Home Support: 14 hours a week") and "£322.00 a week" in line for line in lines)
     assert "Home Support: 14 hours a week" in part(part(status, "carePlan"), "summary")
     plan_id = enrolled["carePlan"]["id"]
-    history = requests.get(f"{base}/CarePlan/{plan_id}/_history", timeout=10).json()
+    history = http.get(f"{base}/CarePlan/{plan_id}/_history", timeout=10).json()
     descriptions = [e["resource"]["description"] for e in history["entry"]]
     assert len(descriptions) == 2  # the GP sees the change and what it was before
     assert "14 hours a week" in descriptions[0] and "10.5 hours a week" in descriptions[1]
@@ -245,34 +253,34 @@ def test_enrolling_someone_already_case_managed_is_refused(app: Flask, matron: s
     assert again.status == 422 and "already case-managed" in again.body["issue"][0]["diagnostics"]
 
 
-def test_discharge_ends_the_episode_and_the_alert(base: str, app: Flask, matron: str,
+def test_discharge_ends_the_episode_and_the_alert(base: str, http: requests.Session, app: Flask, matron: str,
                                                   enrolled: dict[str, Any]) -> None:
     margaret = patient_id(app, "margaret")
     ok(call(app, "POST", f"Patient/{margaret}/$enrol", parameters(
         ("template", "Code", "havering"), ("careManager", "Reference", {"reference": matron}),
         ("override", "Boolean", True))), 201)
-    assert part(case_status(base, PEOPLE["margaret"]), "caseManaged") is True
+    assert part(case_status(http, base, PEOPLE["margaret"]), "caseManaged") is True
     episode = ok(call(app, "POST", f"Patient/{margaret}/$discharge", parameters(
         ("date", "Date", "2026-11-20"), ("reason", "String", "Moved out of the area"))))
     assert episode["status"] == "finished" and episode["period"]["end"] == "2026-11-20"
-    status = case_status(base, PEOPLE["margaret"])
+    status = case_status(http, base, PEOPLE["margaret"])
     assert part(status, "caseManaged") is False and not parts(status, "carePlan")
     assert not any("Case-managed (" in part(a, "text") for a in parts(status, "alert"))
 
 
-def test_an_enrolment_starting_later_is_planned_until_a_run_on_its_start_date(base: str, app: Flask,
-                                                                              matron: str) -> None:
+def test_an_enrolment_starting_later_is_planned_until_a_run_on_its_start_date(
+        base: str, http: requests.Session, app: Flask, matron: str) -> None:
     harold = patient_id(app, "harold")
     answer = ok(call(app, "POST", f"Patient/{harold}/$enrol", parameters(
         ("template", "Code", "havering"), ("careManager", "Reference", {"reference": matron}),
         ("start", "Date", "2026-11-16"), ("override", "Boolean", True))), 201)
     episode = next(p["resource"] for p in answer["parameter"] if p["name"] == "episode")
     assert episode["status"] == "planned" and episode["statusHistory"][0]["status"] == "planned"
-    status = case_status(base, PEOPLE["harold"])
+    status = case_status(http, base, PEOPLE["harold"])
     assert part(status, "caseManaged") is False and part(part(status, "programme"), "status") == "planned"
     care(app).runs.run(TODAY)
     assert ok(call(app, "GET", f"EpisodeOfCare/{episode['id']}"))["status"] == "planned"
     care(app).runs.run(date(2026, 11, 16))
     active = ok(call(app, "GET", f"EpisodeOfCare/{episode['id']}"))
     assert active["status"] == "active" and [h["status"] for h in active["statusHistory"]] == ["planned", "active"]
-    assert part(case_status(base, PEOPLE["harold"]), "caseManaged") is True
+    assert part(case_status(http, base, PEOPLE["harold"]), "caseManaged") is True

@@ -19,6 +19,7 @@ from loaders.sinks import HttpSink, InProcessSink
 from mappings import Mappings
 from server.api.model import FhirRequest
 from server.security.context import Caller
+from tests.auth import ClientKey, token_for
 from tests.conftest import app_factory
 
 SOURCES = ("gp", "swift", "hospital")
@@ -44,9 +45,11 @@ def load(app: Flask, source: str, path: Path, mappings: Mappings | None = None, 
     return Loader(sink, LoadOptions(**options), mappings=mappings).load(source, path)
 
 
-def load_http(url: str, source: str, path: Path, mappings: Mappings | None = None, **options: Any) -> LoadReport:
+def load_http(url: str, source: str, path: Path, mappings: Mappings | None = None, *,
+              client: ClientKey, **options: Any) -> LoadReport:
+    """Load over HTTP with a bearer token of `client` (as `sharedcare load --server URL --token T`)."""
     options.setdefault("progress", False)
-    sink = HttpSink(url)
+    sink = HttpSink(url, token_for(url, client))
     try:
         return Loader(sink, LoadOptions(**options), mappings=mappings).load(source, path)
     finally:

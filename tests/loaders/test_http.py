@@ -45,12 +45,14 @@ def test_loading_over_http_gives_the_same_record_as_in_process(
     served, url = http_app
     local = new_app()
     for source in SOURCES:
-        over_http = load_http(url, source, sample_dir / source, mappings, rejects=tmp_path / "http")
+        over_http = load_http(url, source, sample_dir / source, mappings, client=served.extensions["tests.client"],
+                              rejects=tmp_path / "http")
         in_process = load(local, source, sample_dir / source, mappings, rejects=tmp_path / "local")
         assert over_http.by_type() == in_process.by_type(), (over_http.render(), in_process.render())
     assert normalised(served) == normalised(local)
     before = versions(served)
     for source in SOURCES:
-        again = load_http(url, source, sample_dir / source, mappings, rejects=tmp_path / "http")
+        again = load_http(url, source, sample_dir / source, mappings, client=served.extensions["tests.client"],
+                          rejects=tmp_path / "http")
         assert all(c["created"] == c["updated"] == 0 for c in again.by_type().values()), again.render()
     assert versions(served) == before
