@@ -30,13 +30,14 @@ def sign_assertion(client_id: str, key: RSAKey | ECKey, token_url: str, *, lifet
                    now: float | None = None, header: dict[str, Any] | None = None,
                    claims: dict[str, Any] | None = None) -> str:
     """A client assertion (RFC 7523) for `token_url`, signed with the client's private key (RS384 or ES384
-    by the key's alg); `header` and `claims` add to or replace the standard members."""
+    by the key's alg); `header` and `claims` add to or replace the standard members (None leaves one out)."""
     issued = int(time.time() if now is None else now)
     alg = algorithm_of(key)
     protected = {"alg": alg, "kid": key.kid, "typ": "JWT", **(header or {})}
     payload = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": issued + lifetime, "iat": issued,
                "jti": uuid.uuid4().hex, **(claims or {})}
-    return jwt.encode(protected, payload, key, algorithms=[alg])
+    return jwt.encode({k: v for k, v in protected.items() if v is not None},
+                      {k: v for k, v in payload.items() if v is not None}, key, algorithms=[alg])
 
 
 def token_form(client_id: str, key: RSAKey | ECKey, token_url: str, scope: str) -> dict[str, str]:
