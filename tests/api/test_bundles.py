@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from server.store.schema import metadata
 from tests.support import FHIR_JSON, assert_outcome, patient, unique
@@ -14,11 +14,21 @@ def post_bundle(client, entries, kind="transaction", **headers):
     return client.post("/fhir", data=orjson.dumps(bundle), content_type=FHIR_JSON, headers=headers)
 
 
+AUDIT_TABLES = ("audit_events", "audit_patients")
+
+
 def table_counts(app) -> dict[str, int]:
+    """Rows per table of the record (the audit trail, which every request adds to, apart)."""
     engine = app.extensions["sharedcare"].services.engine
     with engine.connect() as connection:
         return {name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-                for name, table in metadata.tables.items()}
+                for name, table in metadata.tables.items() if name not in AUDIT_TABLES}
+
+
+def audit_statuses(app) -> list[int]:
+    engine = app.extensions["sharedcare"].services.engine
+    with engine.connect() as connection:
+        return list(connection.execute(text("SELECT status FROM audit_events ORDER BY pk")).scalars())
 
 
 def test_transaction_resolves_urn_uuid_and_answers_per_entry(client):
@@ -57,10 +67,12 @@ def test_transaction_is_atomic_when_last_entry_is_invalid(fresh_app):
                       "subject": {"reference": "Patient/x"}},
          "request": {"method": "POST", "url": "CarePlan"}},
     ]
+    audited = audit_statuses(fresh_app)
     response = post_bundle(client, entries)
     body = assert_outcome(response, 400, "code-invalid", expression="Bundle.entry[2]")
     assert any("CarePlan.status" in i.get("expression", []) for i in body["issue"])
     assert table_counts(fresh_app) == before
+    assert audit_statuses(fresh_app) == [*audited, 400]  # the refusal is audited, nothing else is left
 
 
 def test_transaction_processing_order_delete_post_put_get(client):
