@@ -5,26 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, text
+from sqlalchemy import Connection, and_, insert, select
 
 from ..security.audit import AuditRecord
 from .among import among
+from .bulk import driver_query
 from .db import is_postgres
 from .schema import audit_events, audit_patients, idx_reference, resources
 
-PG_WRITE = text(
-    "WITH a AS (INSERT INTO audit_events (recorded, request_id, client, organization, kind, interaction, action, "
-    "status, resource_type, resource_id, query, purpose, alert, detail) VALUES (:recorded, :request_id, :client, "
-    ":organization, :kind, :interaction, :action, :status, :resource_type, :resource_id, :query, :purpose, "
-    ":alert, :detail) RETURNING pk), "
-    "p AS (SELECT unnest(CAST(:patients AS text[])) AS id "
-    "UNION SELECT x.tid FROM idx_reference x WHERE x.pk = ANY(CAST(:pks AS bigint[])) AND x.ttype = 'Patient' "
-    "AND x.sp = ANY(CAST(:keys AS bigint[])) "
-    "UNION SELECT r.id FROM resources r WHERE r.pk = ANY(CAST(:pks AS bigint[])) AND r.type = 'Patient') "
-    "INSERT INTO audit_patients (patient, audit_pk) SELECT p.id, a.pk FROM a, p"
-)
 COLUMNS = ("recorded", "request_id", "client", "organization", "kind", "interaction", "action", "status",
            "resource_type", "resource_id", "query", "purpose", "alert", "detail")
+PG_WRITE = (
+    f"WITH a AS (INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    "RETURNING pk), "
+    "p AS (SELECT unnest(CAST(? AS text[])) AS id "
+    "UNION SELECT x.tid FROM idx_reference x WHERE x.pk = ANY(CAST(? AS bigint[])) AND x.ttype = 'Patient' "
+    "AND x.sp = ANY(CAST(? AS bigint[])) "
+    "UNION SELECT r.id FROM resources r WHERE r.pk = ANY(CAST(? AS bigint[])) AND r.type = 'Patient') "
+    "INSERT INTO audit_patients (patient, audit_pk) SELECT p.id, a.pk FROM a, p"
+)
+"""One statement on PostgreSQL: the audit row and its patients, sent straight to the driver."""
 
 
 @dataclass
@@ -39,8 +39,9 @@ class AuditTrail:
         PostgreSQL, so an autocommit read's audit row is durable when the statement returns."""
         values = {name: getattr(record, name) for name in COLUMNS}
         if is_postgres(connection):
-            connection.execute(PG_WRITE, {**values, "patients": sorted(record.patients), "pks": sorted(set(pks)),
-                                          "keys": self.compartment_keys})
+            unique = sorted(set(pks))
+            driver_query(connection, PG_WRITE, (*values.values(), sorted(record.patients), unique,
+                                                self.compartment_keys, unique))
             return
         pk = connection.execute(insert(audit_events).returning(audit_events.c.pk), values).scalar_one()
         patients = set(record.patients) | self.patients_of_resources(connection, pks)
