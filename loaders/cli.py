@@ -11,7 +11,7 @@ SOURCES = ("gp", "swift", "hospital")
 EXIT_FAILED = 3
 
 
-def make_sink(source: str, server: str | None, token: str | None) -> tuple[object, str]:
+def make_sink(source: str, server: str | None, token: str | None, auth: object = None) -> tuple[object, str]:
     """(sink, project base): HTTP to ``server``, else the in-process API on DATABASE_URL (schema upgraded)."""
     from server.config import Settings
 
@@ -19,7 +19,7 @@ def make_sink(source: str, server: str | None, token: str | None) -> tuple[objec
 
     settings = Settings.from_env()
     if server:
-        return HttpSink(server, token), settings.project_base_uri
+        return HttpSink(server, token, auth=auth), settings.project_base_uri  # type: ignore[arg-type]
     from server.store.conformance import install_bundled
     from server.store.migrate import upgrade
 
@@ -34,6 +34,11 @@ def make_sink(source: str, server: str | None, token: str | None) -> tuple[objec
 @click.option("--server", metavar="URL", help="FHIR base URL to load over HTTP (default: in-process, DATABASE_URL).")
 @click.option("--token", envvar="SHAREDCARE_TOKEN", metavar="T", help="Bearer token for --server "
               "(or SHAREDCARE_TOKEN).")
+@click.option("--client", "client_id", metavar="ID", help="For --server: get (and renew) tokens as this registered "
+              "SMART Backend Services client, instead of --token.")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The --client's private JWK.")
+@click.option("--scope", default="system/*.cruds", show_default=True, help="Scopes to ask for with --client.")
 @click.option("--encoding", default="utf-8-sig", show_default=True, help="Text encoding of the files, e.g. cp1252.")
 @click.option("--dry-run", is_flag=True, help="Check and map every row and validate the resources; write nothing.")
 @click.option("--rejects", type=click.Path(file_okay=False, path_type=Path),
@@ -45,7 +50,8 @@ def make_sink(source: str, server: str | None, token: str | None) -> tuple[objec
 @click.option("--full", is_flag=True, help="Map and compare every row, even those the load ledger shows "
               "unchanged since their last load (in-process loads skip them by default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def load_command(source: str, path: Path, server: str | None, token: str | None, encoding: str, dry_run: bool,
+def load_command(source: str, path: Path, server: str | None, token: str | None, client_id: str | None,
+                 key_file: Path | None, scope: str, encoding: str, dry_run: bool,
                  rejects: Path | None, org: str | None, extract_date: str | None, batch: int, no_snapshot: bool,
                  full: bool, quiet: bool) -> None:
     """Load GP, SWIFT or hospital extracts (a file, an extract folder or a folder of extracts).
@@ -53,6 +59,8 @@ def load_command(source: str, path: Path, server: str | None, token: str | None,
     Exit code: 0 clean, 1 rows were rejected (see the rejects files), 2 a file was refused (file-level
     fault, nothing of it written), 3 the load failed (server unreachable or failing).
     """
+    from server.security.tokenclient import TokenRequestError
+
     from .load import Loader, LoadOptions
     from .reader import FileFault, resolve_encoding
     from .sinks import SinkError, SinkUnavailable
@@ -65,13 +73,21 @@ def load_command(source: str, path: Path, server: str | None, token: str | None,
     options = LoadOptions(encoding=encoding, rejects=rejects, dry_run=dry_run, progress=not quiet, org=org,
                           extract_date=extract_date, batch_resources=batch, snapshot=not no_snapshot,
                           skip_unchanged=not full)
+    auth = None
+    if client_id or key_file:
+        if not (client_id and key_file and server):
+            raise click.UsageError("--client and --key go together, with --server")
+        from server.security.keys import private_key_from
+        from server.security.tokenclient import BackendServicesAuth
+
+        auth = BackendServicesAuth(server, client_id, private_key_from(key_file.read_text(encoding="utf-8")), scope)
     sink = None
     try:
         base = None
         if not dry_run:
-            sink, base = make_sink(source, server, token)
+            sink, base = make_sink(source, server, token, auth)
         report = Loader(sink, options, base=base).load(source, path)  # type: ignore[arg-type]
-    except (SinkUnavailable, SinkError) as exc:
+    except (SinkUnavailable, SinkError, TokenRequestError) as exc:
         click.echo(f"error: the load stopped: {exc}", err=True)
         sys.exit(EXIT_FAILED)
     except FileNotFoundError as exc:

@@ -113,9 +113,11 @@ class InProcessSink:
 
 
 class HttpSink:
-    """Posts Bundles to any FHIR server's base URL with a ``requests.Session`` (Bearer token when given)."""
+    """Posts Bundles to any FHIR server's base URL with a ``requests.Session`` (a Bearer token, or an `auth`
+    that gets and renews them, when given)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0,
+                 auth: requests.auth.AuthBase | None = None) -> None:
         self.url = url.rstrip("/")
         self.name = self.url
         self.timeout = timeout
@@ -124,6 +126,7 @@ class HttpSink:
                                      "Prefer": "return=minimal"})
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.auth = auth  # e.g. a SMART Backend Services client renewing its tokens
 
     def post(self, bundle: dict[str, Any]) -> dict[str, Any]:
         try:

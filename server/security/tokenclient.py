@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ from .smart import CONFIGURATION_PATH, endpoint
 from .tokens import ASSERTION_TYPE, GRANT_TYPE
 
 ASSERTION_LIFETIME = 240
+RENEW_BEFORE = 60  # seconds before its expiry a token is replaced
 
 
 class TokenRequestError(RuntimeError):
@@ -68,3 +70,28 @@ def request_token(fhir_base: str, client_id: str, key: RSAKey | ECKey, scope: st
     if answer.status_code != 200:
         raise TokenRequestError(answer.status_code, body)
     return body
+
+
+class BackendServicesAuth(requests.auth.AuthBase):
+    """requests authentication as a SMART Backend Services client: an access token from the server's token
+    endpoint, replaced by a new one shortly before it expires (for sessions that outlive a token)."""
+
+    def __init__(self, fhir_base: str, client_id: str, key: RSAKey | ECKey, scope: str) -> None:
+        self.fhir_base = fhir_base.rstrip("/")
+        self.client_id = client_id
+        self.key = key
+        self.scope = scope
+        self.token: str | None = None
+        self.expires = 0.0
+        self.lock = threading.Lock()
+
+    def current(self) -> str:
+        with self.lock:
+            if self.token is None or self.expires - time.time() < RENEW_BEFORE:
+                answer = request_token(self.fhir_base, self.client_id, self.key, self.scope)
+                self.token, self.expires = answer["access_token"], time.time() + int(answer["expires_in"])
+            return self.token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.current()}"
+        return request

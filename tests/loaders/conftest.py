@@ -19,7 +19,8 @@ from loaders.sinks import HttpSink, InProcessSink
 from mappings import Mappings
 from server.api.model import FhirRequest
 from server.security.context import Caller
-from tests.auth import ClientKey, token_for
+from server.security.tokenclient import BackendServicesAuth
+from tests.auth import ClientKey
 from tests.conftest import app_factory
 
 SOURCES = ("gp", "swift", "hospital")
@@ -47,9 +48,10 @@ def load(app: Flask, source: str, path: Path, mappings: Mappings | None = None, 
 
 def load_http(url: str, source: str, path: Path, mappings: Mappings | None = None, *,
               client: ClientKey, **options: Any) -> LoadReport:
-    """Load over HTTP with a bearer token of `client` (as `sharedcare load --server URL --token T`)."""
+    """Load over HTTP as `client`, its tokens got and renewed from the server's token endpoint (as
+    `sharedcare load --server URL --client ID --key FILE`)."""
     options.setdefault("progress", False)
-    sink = HttpSink(url, token_for(url, client))
+    sink = HttpSink(url, auth=BackendServicesAuth(url, client.client_id, client.key, client.scope))
     try:
         return Loader(sink, LoadOptions(**options), mappings=mappings).load(source, path)
     finally:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from flask import Flask
 
 from mappings import Mappings
+from server.cli import main
+from server.security.tokenclient import BackendServicesAuth
 
 from .conftest import SOURCES, load, load_http, search, versions
 
@@ -56,3 +61,24 @@ def test_loading_over_http_gives_the_same_record_as_in_process(
                           rejects=tmp_path / "http")
         assert all(c["created"] == c["updated"] == 0 for c in again.by_type().values()), again.render()
     assert versions(served) == before
+
+
+def test_the_load_command_gets_and_renews_tokens_as_a_registered_client(
+        http_app: tuple[Flask, str], sample_dir: Path, tmp_path: Path) -> None:
+    served, url = http_app
+    client = served.extensions["tests.client"]
+    key_file = tmp_path / "loader.json"
+    key_file.write_text(json.dumps(client.key.as_dict(private=True)), encoding="utf-8")
+    args = ["load", "gp", str(sample_dir / "gp"), "--server", url, "--client", client.client_id, "--key",
+            str(key_file), "--rejects", str(tmp_path / "rejects"), "--quiet"]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    auth = BackendServicesAuth(url, client.client_id, client.key, client.scope)
+    first = auth.current()
+    assert auth.current() == first  # kept while fresh
+    auth.expires = time.time() + 30  # within a minute of expiry: renewed
+    assert auth.current() != first
+    refused = CliRunner().invoke(main, ["load", "gp", str(sample_dir / "gp"), "--server", url, "--client",
+                                        "no-such-client", "--key", str(key_file), "--rejects", str(tmp_path / "no"),
+                                        "--quiet"])
+    assert refused.exit_code == 3 and "invalid_client" in refused.output
