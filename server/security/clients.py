@@ -56,11 +56,6 @@ class Client:
         """The keys registered by value (none for a jwks_uri client)."""
         return public_keys(self.jwks, f"the registered JWKS of {self.id}") if self.jwks else []
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "organization": self.organization, "kind": self.kind, "scope": self.scope,
-                "keys": self.jwks_uri or f"{len((self.jwks or {}).get('keys', []))} by value",
-                "created": self.created, "revoked": self.revoked}
-
 
 def organization_token(code: str) -> str:
     """`system|value` of an organisation; a bare code is an ODS code."""

@@ -18,8 +18,9 @@ SINGLE = ("grant_type", "client_assertion_type", "client_assertion", "scope", "c
 
 class TokenEndpoint:
     """Answers a token request (its form parameters) with an AuthEvent: the access token, or an RFC 6749
-    section 5.2 error (invalid_request, invalid_client, invalid_grant, unauthorized_client,
-    unsupported_grant_type, invalid_scope) with its description."""
+    section 5.2 error with its description: invalid_request, invalid_client (401: the assertion or the
+    authentication method), unauthorized_client (a revoked client), unsupported_grant_type, invalid_scope.
+    (invalid_grant has no occasion: a client_credentials request carries no grant to be invalid.)"""
 
     def __init__(self, verifier: AssertionVerifier, tokens: AccessTokens) -> None:
         self.verifier = verifier
@@ -77,12 +78,9 @@ def single_parameters(form: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def error(code: str, description: str, client: Client | None = None, status: int = 400) -> AuthFailure:
-    return AuthFailure(refusal(code, description, client, status))
-
-
-def refusal(code: str, description: str, client: Client | None = None, status: int = 400,
-            action: str = TOKEN) -> AuthEvent:
+    """A refused token request (RFC 6749 section 5.2), with what is known of the client."""
     body: dict[str, Any] = {"error": code, "error_description": description}
-    return AuthEvent(action=action, outcome=REFUSED, status=status, client_id=client.id if client else None,
-                     organization=client.organization if client else None, kind=client.kind if client else None,
-                     error=code, description=description, body=body)
+    return AuthFailure(AuthEvent(
+        action=TOKEN, outcome=REFUSED, status=status, client_id=client.id if client else None,
+        organization=client.organization if client else None, kind=client.kind if client else None,
+        error=code, description=description, body=body))
