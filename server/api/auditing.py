@@ -103,3 +103,24 @@ def record_time(record: AuditRecord) -> str:
     from ..fhir.dates import format_instant
 
     return format_instant(record.recorded)
+
+
+def auth_event_recorder(services: StoreServices) -> Any:
+    """An `on_auth_event` listener for FhirHttp: every token request, revocation and refused bearer token is
+    audited (refusals as security alerts). The assertion and the token themselves are never kept."""
+    from ..security.events import AuthEvent
+
+    def record(event: AuthEvent, environ: dict[str, Any]) -> None:
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        detail = ": ".join(part for part in (event.error, event.description) if part) or event.outcome
+        entry = AuditRecord(
+            client=event.client_id or "unknown", interaction=event.action, action="E",
+            organization=event.organization, kind=event.kind, request_id=environ.get("HTTP_X_REQUEST_ID"),
+            query=f"{method} {path}"[:4000], alert=event.refused,
+            detail=(f"{detail}; scope {event.scope}" if event.scope and not event.refused else detail)[:4000],
+            status=event.status)
+        with services.database.writer.begin() as connection:
+            services.audit.write(connection, entry, [])
+
+    return record
