@@ -107,11 +107,13 @@ def manager_of(repo: Repository, reference: str) -> Manager:
     return Manager(role, practitioner)
 
 
-def programme_episodes(care: CareServices, repo: Repository) -> list[Stored]:
-    """Every programme EpisodeOfCare (any programme code), current versions."""
+def programme_episodes(care: CareServices, repo: Repository, *, reached: bool = False) -> list[Stored]:
+    """Every programme EpisodeOfCare (any programme code), current versions; with `reached`, only those in
+    the caller's reach (what is shown to it, as opposed to what is counted)."""
     tokens: list[tuple[str, list[str] | None, str | None]] = [("type", None, care.names.programme_system)]
+    reach = repo.reach if reached else None
     return [Stored("EpisodeOfCare", i, orjson.loads(t)) for i, t in stream(repo.connection, "EpisodeOfCare",
-                                                                           tokens=tokens)]
+                                                                           tokens=tokens, reach=reach)]
 
 
 def caseloads(care: CareServices, repo: Repository, today: date) -> dict[str, Load]:
@@ -646,7 +648,7 @@ def caseload_list(care: CareServices, repo: Repository, role_id: str, today: dat
     manager = manager_of(repo, f"PractitionerRole/{role_id}")
     settings = care.book.settings
     load = caseloads(care, repo, today).get(manager.ref, Load(manager.ref))
-    episodes = [e for e in programme_episodes(care, repo)
+    episodes = [e for e in programme_episodes(care, repo, reached=True)
                 if (e.body.get("careManager") or {}).get("reference") == manager.ref and e.status in ("active",
                                                                                                       "planned")]
     entries = []
