@@ -116,11 +116,29 @@ def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
     engine.dispose()
     if populated:
         click.echo("The database already holds data; nothing loaded.")
-        return
-    click.echo(demo_data(settings, synth_dir, patients=patients, practices=practices, seed=seed))
-    from .care.commands import stratify as run_stratify
+    else:
+        click.echo(demo_data(settings, synth_dir, patients=patients, practices=practices, seed=seed))
+        from .care.commands import stratify as run_stratify
 
-    click.echo(run_stratify(settings, None, [], 2000).describe())
+        click.echo(run_stratify(settings, None, [], 2000).describe())
+    click.echo(demo_client_keys(settings, synth_dir))
+
+
+def demo_client_keys(settings: Settings, synth_dir: Path) -> str:
+    """Register the demo clients (one per kind, for the demo area's organisations); how to get a token."""
+    import json
+
+    from .security.demo import demo_clients, describe, register_demo_clients
+    from .store.db import Database
+
+    area = json.loads((synth_dir / "summary.json").read_text(encoding="utf-8"))
+    clients = demo_clients(settings.project_base_uri, area["practices"][0], area["providers"][0], area["council"])
+    database = Database.connect(settings.database_url)
+    try:
+        made = register_demo_clients(database, Path("var") / "clients", clients)
+    finally:
+        database.dispose()
+    return describe(made, settings.base_url or f"http://127.0.0.1:8080{settings.fhir_path}")
 
 
 @main.command()
