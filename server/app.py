@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql)
+    database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql,
+                                synchronous_reads=settings.audit_reads_sync)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles, settings.access_policy_dir or None)
     install_care(services)  # case management: its write listener (incidence) and operations

@@ -26,6 +26,7 @@ class Settings:
     mandatory_profiles: str = ""
     jwks_ca_bundle: str = ""
     access_policy_dir: str = ""
+    audit_reads_sync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -43,5 +44,6 @@ class Settings:
             mandatory_profiles=env.get("MANDATORY_PROFILES", ""),
             jwks_ca_bundle=env.get("JWKS_CA_BUNDLE", ""),
             access_policy_dir=env.get("ACCESS_POLICY_DIR", ""),
+            audit_reads_sync=env.get("AUDIT_READS_SYNC", "") in ("1", "true", "yes"),
         )
         return replace(settings, **overrides)

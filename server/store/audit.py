@@ -15,16 +15,21 @@ from .schema import audit_events, audit_patients, idx_reference, resources
 
 COLUMNS = ("recorded", "request_id", "client", "organization", "kind", "interaction", "action", "status",
            "resource_type", "resource_id", "query", "purpose", "alert", "detail")
-PG_WRITE = (
-    f"WITH a AS (INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
-    "RETURNING pk), "
-    "p AS (SELECT unnest(CAST(? AS text[])) AS id "
-    "UNION SELECT x.tid FROM idx_reference x WHERE x.pk = ANY(CAST(? AS bigint[])) AND x.ttype = 'Patient' "
-    "AND x.sp = ANY(CAST(? AS bigint[])) "
-    "UNION SELECT r.id FROM resources r WHERE r.pk = ANY(CAST(? AS bigint[])) AND r.type = 'Patient') "
-    "INSERT INTO audit_patients (patient, audit_pk) SELECT p.id, a.pk FROM a, p"
-)
-"""One statement on PostgreSQL: the audit row and its patients, sent straight to the driver."""
+
+
+def pg_write(compartment_keys: list[int]) -> str:
+    """One statement on PostgreSQL: the audit row and its patients, sent straight to the driver (the
+    compartment keys, fixed for a process, are written into its text)."""
+    keys = ", ".join(str(key) for key in compartment_keys)
+    return (
+        f"WITH a AS (INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+        "RETURNING pk), "
+        "p AS (SELECT unnest(CAST(? AS text[])) AS id "
+        "UNION SELECT x.tid FROM idx_reference x WHERE x.pk = ANY(CAST(? AS bigint[])) AND x.ttype = 'Patient' "
+        f"AND x.sp IN ({keys}) "
+        "UNION SELECT r.id FROM resources r WHERE r.pk = ANY(CAST(? AS bigint[])) AND r.type = 'Patient') "
+        "INSERT INTO audit_patients (patient, audit_pk) SELECT p.id, a.pk FROM a, p"
+    )
 
 
 @dataclass
@@ -32,6 +37,10 @@ class AuditTrail:
     """Writes audit records (in the request's own transaction for writes; at once for reads) and reads them."""
 
     compartment_keys: list[int]
+    statement: str = ""
+
+    def __post_init__(self) -> None:
+        self.statement = pg_write(self.compartment_keys)
 
     def write(self, connection: Connection, record: AuditRecord, pks: list[int]) -> None:
         """Store one record and the patients it carried: those named, and those of the resources `pks`
@@ -40,8 +49,7 @@ class AuditTrail:
         values = {name: getattr(record, name) for name in COLUMNS}
         if is_postgres(connection):
             unique = sorted(set(pks))
-            driver_query(connection, PG_WRITE, (*values.values(), sorted(record.patients), unique,
-                                                self.compartment_keys, unique))
+            driver_query(connection, self.statement, (*values.values(), sorted(record.patients), unique, unique))
             return
         pk = connection.execute(insert(audit_events).returning(audit_events.c.pk), values).scalar_one()
         patients = set(record.patients) | self.patients_of_resources(connection, pks)

@@ -169,13 +169,20 @@ class Database:
         object.__setattr__(self, "kept", KeptReadConnections(self.reader, self.pool_size))
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False, synchronous_reads: bool = False
+                ) -> Database:
+        """Engines for a database URL. On PostgreSQL the reader's own writes (a read's audit record, a kept
+        $case-status answer) commit asynchronously unless `synchronous_reads`: PostgreSQL has them at once,
+        whatever becomes of the server's processes, and its WAL writer puts them on disk within a fraction
+        of a second instead of each read waiting for a disk flush."""
         writer = make_engine(url, pool_size=pool_size, echo=echo)
         if writer.dialect.name == "sqlite":
             return cls(writer, writer.execution_options(reading=True), pool_size)
+        commits = "on" if synchronous_reads else "off"
         reader = create_engine(
             normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
             isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            connect_args={"options": f"-c synchronous_commit={commits}"},
         )
         return cls(writer, reader, pool_size)
 
