@@ -271,13 +271,11 @@ class Repository:
         if self.reach is None:
             row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
         else:
-            row = self.connection.execute(self.reached(
-                select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body,
-                       resources.c.pk)
-                .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
-                                              resource_versions.c.version == resources.c.version))
-                .where(resources.c.type == resource_type, resources.c.id == resource_id), (resource_type,))
-            ).first()
+            compiled = self.reach.read_statement(resource_type, self.connection.dialect)
+            raw = self.connection.connection.driver_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            cursor.execute(compiled.sql, compiled.arguments(resource_id))
+            row = cursor.fetchone()
         if row is None:
             return None
         version, updated, deleted, body, pk = row

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, false, not_, or_, select, true, union
+from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, not_, or_, select, true, union
 
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
@@ -30,6 +30,7 @@ OBJECTION = [("status", "active"), ("scope", "http://terminology.hl7.org/CodeSys
              ("provision-type", "deny")]
 """An objection to sharing: an active privacy Consent whose base provision denies."""
 READ_LETTERS = ("r", "s")
+MAX_KEPT_REACHES = 512
 
 
 @dataclass
@@ -42,13 +43,15 @@ class Reach:
     honour_objection: bool
     today: datetime = field(default_factory=lambda: datetime.now(UTC))
     named: dict[str, Any] = field(default_factory=dict)
+    clauses: dict[Any, ColumnElement[bool]] = field(default_factory=dict)
 
-    def people(self) -> Select:
-        """Patient ids of the people held (one named subquery per statement, however often it is used)."""
-        if "people" not in self.named:
-            held = self.builder.people(self.policy, self.caller.organization, self.today).cte("reach_people")
-            self.named["people"] = held
-        return select(self.named["people"].c.id)
+    def read_statement(self, resource_type: str, dialect: Any) -> CompiledRead:
+        """The compiled read by id of a type under this reach (made once per reach, type and database)."""
+        key = ("read", resource_type, dialect.name)
+        found = self.named.get(key)
+        if found is None:
+            found = self.named[key] = CompiledRead.of(self, resource_type, dialect)
+        return found
 
     def objectors(self) -> Select:
         if "objectors" not in self.named:
@@ -63,7 +66,9 @@ class Reach:
 
     def without_objection(self) -> Reach:
         """This reach as it would be if no objection stood (to tell what objections withhold)."""
-        return Reach(self.builder, self.caller, self.policy, False, self.today, self.named)
+        if "opened" not in self.named:
+            self.named["opened"] = Reach(self.builder, self.caller, self.policy, False, self.today, self.named)
+        return self.named["opened"]
 
     @property
     def unrestricted(self) -> bool:
@@ -80,12 +85,21 @@ class Reach:
         and objections; its own letters are checked per type before it."""
         if self.unrestricted or (not reading and self.policy.whole_record and not self.honour_objection):
             return None
+        if row is resources:  # the common case: built once per reach, reused by every statement
+            key = (types, reading, self.honour_objection)
+            found = self.clauses.get(key)
+            if found is None:
+                found = self.clauses[key] = self.build(row, types, reading)
+            return found
+        return self.build(row, types, reading)
+
+    def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool) -> ColumnElement[bool]:
         parts = [self.held(row, types)]
         scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
             parts.append(scope_types)
         if self.honour_objection:
-            parts.append(not_(self.objecting(row)))
+            parts.append(not_(self.objecting(row, types)))
         return and_(*parts)
 
     # -------------------------------------------------------------------- pieces
@@ -95,7 +109,9 @@ class Reach:
         return sorted(types) if types else sorted(supported)
 
     def held(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool]:
-        """The policy's half: the records of the people the organisation holds, and the shared types."""
+        """The policy's half: the records of the people the organisation holds, and the shared types. Each
+        candidate is tested on its own (its patient, found through its compartment references, must match a
+        relationship), so a read costs a few index lookups however many people the organisation holds."""
         policy = self.policy
         compartment = self.builder.compartment
         if policy.whole_record:
@@ -103,19 +119,45 @@ class Reach:
         record_types = [t for t in self.candidate_types(types) if t in compartment and policy.reads_record_type(t)]
         shared_types = [t for t in self.candidate_types(types) if t not in compartment and policy.reads_shared(t)]
         branches: list[ColumnElement[bool]] = []
-        people = self.people()
         if "Patient" in record_types:
-            branches.append(and_(row.c.type == "Patient", row.c.id.in_(people)))
+            branches.append(and_(row.c.type == "Patient", self.holds_patient(row)))
         members = [t for t in record_types if t != "Patient"]
         if members:
-            ref = idx_reference.c
-            keys = self.builder.compartment_keys(members)
-            linked = select(ref.pk).where(predicates.sp_match(idx_reference, keys), ref.ttype == "Patient",
-                                          ref.tid.in_(people))
-            branches.append(and_(type_in(row, members), row.c.pk.in_(linked)))
+            link = idx_reference.alias()
+            person = resources.alias()
+            linked = (select(link.c.pk)
+                      .select_from(link.join(person, and_(person.c.type == "Patient", person.c.id == link.c.tid)))
+                      .where(link.c.pk == row.c.pk, predicates.sp_match(link, self.builder.compartment_keys(members)),
+                             link.c.ttype == "Patient", self.holds_patient(person)))
+            branches.append(and_(type_in(row, members), linked.exists()))
         if shared_types:
             branches.append(type_in(row, shared_types))
         return or_(*branches) if branches else false()
+
+    def holds_patient(self, patient: FromClause) -> ColumnElement[bool]:
+        """Whether a Patient row is one of the people the organisation holds: it matches a relationship
+        whose matches are Patients, or a relationship's matches name it."""
+        tests: list[ColumnElement[bool]] = []
+        named = []
+        ref = idx_reference.c
+        for relationship in self.policy.patients if not isinstance(self.policy.patients, str) else ():
+            resource_type, params = relationship.query(self.caller.organization, self.today)
+            if not relationship.patient:
+                criteria = self.builder.criteria(resource_type, params)
+                tests.append(and_(*(predicates.build(c, patient, self.builder.context) for c in criteria)))
+                continue
+            param = self.builder.registry.get(resource_type, relationship.patient)
+            if param is None:
+                raise FhirError(500, [Issue("exception", f"The access policy names {resource_type}."
+                                                         f"{relationship.patient}, which is not a parameter")])
+            named.append(select(ref.tid).where(ref.sp == param.key, ref.ttype == "Patient",
+                                               ref.pk.in_(self.builder.matching(resource_type, params))))
+        if named:
+            if "named" not in self.named:  # one named subquery per statement (and no deep nesting on SQLite)
+                chosen = named[0] if len(named) == 1 else select(union(*named).subquery().c.tid)
+                self.named["named"] = chosen.cte("reach_named_people")
+            tests.append(patient.c.id.in_(select(self.named["named"].c[0])))
+        return or_(*tests) if tests else false()
 
     def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
         """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
@@ -148,14 +190,19 @@ class Reach:
             alternatives.append(and_(*(predicates.build(c, row, self.builder.context) for c in criteria)))
         return or_(*alternatives) if alternatives else false()
 
-    def objecting(self, row: FromClause) -> ColumnElement[bool]:
+    def objecting(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool]:
         """The row belongs to a person whose objection to sharing hides them from this caller."""
         hidden = self.objectors()
-        ref = idx_reference.c
-        linked = select(ref.pk).where(predicates.sp_match(idx_reference, self.builder.compartment_keys(
-            sorted(t for t in self.builder.compartment if t != "Patient"))), ref.ttype == "Patient",
-            ref.tid.in_(hidden))
-        return or_(and_(row.c.type == "Patient", row.c.id.in_(hidden)), row.c.pk.in_(linked))
+        members = [t for t in self.candidate_types(types) if t in self.builder.compartment and t != "Patient"]
+        branches = []
+        if "Patient" in self.candidate_types(types):
+            branches.append(and_(row.c.type == "Patient", row.c.id.in_(hidden)))
+        if members:
+            ref = idx_reference.c
+            linked = select(ref.pk).where(predicates.sp_match(idx_reference, self.builder.compartment_keys(members)),
+                                          ref.ttype == "Patient", ref.tid.in_(hidden))
+            branches.append(row.c.pk.in_(linked))
+        return or_(*branches) if branches else false()
 
 
 def type_in(row: FromClause, types: list[str]) -> ColumnElement[bool]:
@@ -171,6 +218,7 @@ class ReachBuilder:
     book: PolicyBook
     r4_compartment: dict[str, list[str]]
     compartment: dict[str, list[str]] = field(init=False)
+    reaches: dict[Any, Reach] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.compartment = {**self.r4_compartment}
@@ -180,11 +228,19 @@ class ReachBuilder:
         self.context = replace(self.context, reach=None)
 
     def reach(self, caller: Caller) -> Reach | None:
-        """The reach of a caller (None for an unrestricted one)."""
+        """The reach of a caller (None for an unrestricted one). Callers with the same kind, organisation,
+        scopes and break-glass state share one (its SQL built once a day: relationships name dates)."""
         policy = self.book.policy(caller.kind)
         breaking = caller.break_glass is not None and policy.break_glass
         honour = policy.objection == "honoured" and not breaking
-        found = Reach(self, caller, policy, honour)
+        today = datetime.now(UTC)
+        key = (caller.kind, caller.organization, caller.scopes, honour, today.date())
+        found = self.reaches.get(key)
+        if found is None:
+            found = Reach(self, caller, policy, honour, today)
+            if len(self.reaches) >= MAX_KEPT_REACHES:
+                self.reaches.pop(next(iter(self.reaches)), None)
+            self.reaches[key] = found
         return None if found.unrestricted else found
 
     def compartment_keys(self, types: list[str]) -> list[int]:
@@ -210,29 +266,6 @@ class ReachBuilder:
         return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
                                          *(predicates.build(c, source, self.context) for c in criteria))
 
-    def people(self, policy: AccessPolicy, organization: str | None, today: datetime) -> Select:
-        """Patient ids of the people the organisation holds under the policy's relationships."""
-        selects = []
-        ref = idx_reference.c
-        for relationship in policy.patients if not isinstance(policy.patients, str) else ():
-            resource_type, params = relationship.query(organization, today)
-            if not relationship.patient:
-                source = resources.alias()
-                criteria = self.criteria(resource_type, params)
-                selects.append(select(source.c.id.label("id")).where(
-                    source.c.type == resource_type, source.c.deleted.is_(False),
-                    *(predicates.build(c, source, self.context) for c in criteria)))
-                continue
-            param = self.registry.get(resource_type, relationship.patient)
-            if param is None:
-                raise FhirError(500, [Issue("exception", f"The access policy names {resource_type}."
-                                                         f"{relationship.patient}, which is not a parameter")])
-            selects.append(select(ref.tid.label("id")).where(
-                ref.sp == param.key, ref.ttype == "Patient", ref.pk.in_(self.matching(resource_type, params))))
-        if not selects:
-            return select(resources.c.id).where(false())
-        return selects[0] if len(selects) == 1 else select(union(*selects).subquery().c.id)
-
     def objectors(self, organization: str | None) -> Select:
         """Patient ids with a standing objection, except where this organisation recorded it."""
         consent = self.registry.get("Consent", "patient")
@@ -242,3 +275,37 @@ class ReachBuilder:
         ref = idx_reference.c
         return select(ref.tid.label("id")).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
                                      ref.pk.in_(objections), ref.pk.not_in(recorded_here))
+
+
+@dataclass(frozen=True)
+class CompiledRead:
+    """The read-by-id statement of one reach and type, compiled once: its text and its fixed parameters,
+    run straight on the driver with the id filled in (the statement cache and parameter building of the
+    SQL toolkit cost more than the read itself)."""
+
+    sql: str
+    params: dict[str, Any]
+    order: tuple[str, ...]
+
+    @classmethod
+    def of(cls, reach: Reach, resource_type: str, dialect: Any) -> CompiledRead:
+        from sqlalchemy import bindparam
+
+        from ..schema import resource_versions
+
+        statement = (
+            select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body,
+                   resources.c.pk)
+            .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
+                                          resource_versions.c.version == resources.c.version))
+            .where(resources.c.type == resource_type, resources.c.id == bindparam("reach_read_id", value="", type_=String),
+                   reach.clause(resources, (resource_type,)))
+        )
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        order = tuple(compiled.positiontup or ())
+        return cls(compiled.string, dict(compiled.params), order)
+
+    def arguments(self, resource_id: str) -> Any:
+        """The parameters to run it with: named (pyformat drivers) or in order (qmark drivers)."""
+        params = {**self.params, "reach_read_id": resource_id}
+        return tuple(params[name] for name in self.order) if self.order else params
