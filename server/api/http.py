@@ -45,6 +45,7 @@ JSON_ONLY = "This server speaks JSON only (application/fhir+json); XML and other
 OUTCOME_TYPE = ("Content-Type", "application/fhir+json; charset=utf-8")
 NO_BODY_STATUSES = (204, 304)
 BODY_PIECE = 64 * 1024
+MAX_REQUEST_ID = 128
 OPEN_READS = frozenset({"metadata"})  # FHIR paths any client may GET without a token
 AUTH_PATHS = frozenset({TOKEN_PATH, REVOKE_PATH, JWKS_PATH, CONFIGURATION_PATH})
 AUTH_FORM_BYTES = 64 * 1024
@@ -189,6 +190,16 @@ def read_form(environ: Environ) -> list[tuple[str, str]] | None:
         return None
 
 
+def request_id_of(environ: Environ) -> str:
+    """The request's id: the client's X-Request-ID (printable, at most 128 characters) or a new one; every
+    answer carries it and the request's audit record keeps it."""
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    if not given or len(given) > MAX_REQUEST_ID or not given.isprintable():
+        given = uuid.uuid4().hex
+        environ["HTTP_X_REQUEST_ID"] = given
+    return given
+
+
 def outcome_answer(status: int, outcome: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
     return status, [*(headers or {}).items(), OUTCOME_TYPE], orjson.dumps(outcome)
 
@@ -226,7 +237,7 @@ class FhirHttp:
         if below is None:
             return self.fallback(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        request_id = environ.get("HTTP_X_REQUEST_ID")
+        request_id = request_id_of(environ)
         try:
             status, headers, body = self.answer(environ, method, below, request_id)
         except FhirError as exc:
@@ -238,8 +249,7 @@ class FhirHttp:
             log.exception("unhandled error (request %s)", reference)
             issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
             status, headers, body = outcome_answer(500, operation_outcome([issue]))
-        if request_id:
-            headers.append(("X-Request-ID", request_id))
+        headers.append(("X-Request-ID", request_id))
         if status not in NO_BODY_STATUSES:
             headers.append(("Content-Length", str(len(body))))
         start_response(status_line(status), headers)

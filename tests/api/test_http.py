@@ -159,6 +159,11 @@ def test_request_id_is_echoed(live_server, http_session):
     answer = http_session.get(f"{live_server}/Patient/no-such-one", headers={"X-Request-ID": "abc-123"}, timeout=30)
     assert_outcome(answer, 404)
     assert answer.headers["X-Request-ID"] == "abc-123"
+    made = http_session.get(f"{live_server}/Patient/no-such-one", timeout=30).headers["X-Request-ID"]
+    again = http_session.get(f"{live_server}/Patient/no-such-one", timeout=30).headers["X-Request-ID"]
+    assert len(made) == 32 and made != again  # the server gives every request an id when the client does not
+    long = http_session.get(f"{live_server}/Patient/no-such-one", headers={"X-Request-ID": "x" * 500}, timeout=30)
+    assert len(long.headers["X-Request-ID"]) == 32
 
 
 def test_paths_and_queries_that_are_not_utf8_are_answered(app, live_server):

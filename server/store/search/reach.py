@@ -298,7 +298,8 @@ class CompiledRead:
                    resources.c.pk)
             .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
                                           resource_versions.c.version == resources.c.version))
-            .where(resources.c.type == resource_type, resources.c.id == bindparam("reach_read_id", value="", type_=String),
+            .where(resources.c.type == resource_type,
+                   resources.c.id == bindparam("reach_read_id", value="", type_=String),
                    reach.clause(resources, (resource_type,)))
         )
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
