@@ -197,3 +197,38 @@ def test_the_auditor_reads_the_audit_trail_and_nothing_else(server, audited) -> 
         refused = audited("auditor", method, path, json={"resourceType": "AuditEvent", "id": event["id"]})
         assert refused.status_code in (403, 405)
     assert audited("auditor", "GET", f"AuditEvent/{event['id']}").json() == event
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+@pytest.mark.parametrize("person", ["a", "b"])
+def test_sorting_and_subsetting_see_only_what_is_reached(audited, kind: str, person: str) -> None:
+    ok = allowed(kind, person)
+    plan = f"CarePlan/plan-{person}"
+    for params in ({"_sort": "-_lastUpdated"}, {"_sort": "status"}, {"_elements": "status"}, {"_summary": "true"},
+                   {"_count": "1"}):
+        found = ids(audited(kind, "GET", "CarePlan", params={"subject": f"Patient/p{person}", **params}))
+        assert found == ({plan} if ok else set()), params
+
+
+@pytest.mark.parametrize("kind", ["gp", "case-management", "integration"])
+@pytest.mark.parametrize("person", ["a", "b"])
+def test_instance_operations_on_a_person_out_of_reach_find_nobody(audited, kind: str, person: str) -> None:
+    ok = allowed(kind, person)
+    for method, operation in (("GET", "$validate"), ("POST", "$stratify"), ("POST", "$screen")):
+        if operation != "$validate" and kind == "gp":
+            assert audited(kind, method, f"Patient/p{person}/{operation}").status_code == 403  # not a GP's job
+            continue
+        params = {"decision": "declined", "reason": "test"} if operation == "$screen" else {}
+        answer = audited(kind, method, f"Patient/p{person}/{operation}", params=params)
+        if ok:
+            assert answer.status_code < 400 or answer.status_code == 422, answer.text[:300]
+        else:
+            absent = audited(kind, method, f"Patient/pz/{operation}", params=params)
+            same_as_absent(answer, absent, f"p{person}", "pz")
+
+
+@pytest.mark.parametrize("kind", ["gp", "hospital", "council", "voluntary-sector"])
+def test_population_operations_are_for_the_kinds_that_run_them(audited, kind: str) -> None:
+    assert audited(kind, "GET", "$outcomes").status_code == 403
+    assert audited(kind, "GET", "Patient/$case-finding").status_code == 403
+    assert audited(kind, "POST", "$stratify").status_code == 403
