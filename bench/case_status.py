@@ -1,8 +1,10 @@
 """Case status: `Patient/$case-status?identifier=<NHS number>` by 32 concurrent clients through gunicorn on
-PostgreSQL, against a bare Flask endpoint (constant JSON) and raw psycopg runs of the server's statements
-(reading a stored answer; reading what an answer is made from), measured in alternating rounds of the same
-run. Before that, one client in-process: the cost of a lookup that makes its answer against one that finds
-it stored.
+PostgreSQL, with authentication and audit on, as a `hospital` client (the kind that asks at admission; its
+policy answers for any NHS number), against a bare Flask endpoint (constant JSON) and raw psycopg runs of
+the server's statements (reading a stored answer; reading what an answer is made from), measured in
+alternating rounds of the same run, each FHIR round with a token fresh from the token endpoint. Before
+that, one client in-process as the same hospital caller: the cost of a lookup that makes its answer against
+one that finds it stored.
 
 The database: a synthetic population (loaders.synth, loaded through the extract loaders), stratified, with
 case managers who enrol the top of the case-finding list; lookups cycle through NHS numbers of enrolled and
@@ -22,10 +24,23 @@ from urllib.parse import quote
 
 import requests
 
-from common import gunicorn, median, refresh_statistics, scratch_database, wrk
+from common import (
+    ODS,
+    BenchClient,
+    Tokens,
+    gunicorn,
+    median,
+    refresh_statistics,
+    register_client,
+    scratch_database,
+    server_version,
+    wrk,
+)
 from synthpop import load_population
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
+HOSPITAL = f"{ODS}|RX999"  # the synthetic area's acute trust
+HOSPITAL_SCOPE = "system/Patient.rs system/Encounter.rs system/CarePlan.rs system/CareTeam.rs system/Condition.rs"
 B = "https://sharedcare.example.org/fhir"
 LUA = """
 local paths = {%s}
@@ -37,7 +52,17 @@ end
 """
 
 
-def prepare(database_url: str, patients: int, managers: int, enrol: int, folder: Path, load: bool) -> list[str]:
+def caller_of(client: BenchClient) -> object:
+    """The Caller the server makes of this client's bearer token (for the in-process timings)."""
+    from server.security.context import Caller
+    from server.security.scopes import ScopeSet
+
+    return Caller(subject=client.client_id, scopes=ScopeSet.of(client.scope), organization=client.organization,
+                  kind=client.kind)
+
+
+def prepare(database_url: str, patients: int, managers: int, enrol: int, folder: Path, load: bool,
+            client: BenchClient) -> list[str]:
     """Load (unless the database is loaded already), stratify and enrol; returns the NHS numbers to look up
     (enrolled ones first)."""
     from server.api.model import FhirRequest
@@ -91,17 +116,17 @@ def prepare(database_url: str, patients: int, managers: int, enrol: int, folder:
           f"{len(enrolled)} enrolled with {managers} case managers")
     random.Random(3).shuffle(others)
     numbers = enrolled + others[:len(enrolled)]
-    made_and_stored(app, numbers)
+    made_and_stored(app, numbers, client)
     app.extensions["sharedcare"].services.database.dispose()
     return numbers
 
 
-def made_and_stored(app: object, numbers: list[str]) -> None:
-    """Per-lookup time in-process, one client: answers made (no stored ones), then found stored."""
+def made_and_stored(app: object, numbers: list[str], client: BenchClient) -> None:
+    """Per-lookup time in-process, one client (the hospital's caller): answers made (no stored ones), then
+    found stored."""
     from sqlalchemy import delete
 
     from server.api.model import FhirRequest
-    from server.security.context import Caller
     from server.store.db import transaction
     from server.store.schema import case_status
 
@@ -113,7 +138,7 @@ def made_and_stored(app: object, numbers: list[str]) -> None:
         started = time.perf_counter()
         for number in numbers:
             request = FhirRequest(method="GET", path="Patient/$case-status", params=[("identifier", f"{NHS}|{number}")])
-            assert api.handle(request, Caller.system("bench")).status == 200
+            assert api.handle(request, caller_of(client)).status == 200
         timings[label] = (time.perf_counter() - started) / len(numbers) * 1000
     print(f"  in-process, 1 client, {len(numbers)} lookups: answer made {timings['made']:.2f} ms, "
           f"stored answer {timings['stored']:.2f} ms (x{timings['made'] / timings['stored']:.1f})")
@@ -135,38 +160,43 @@ def main() -> None:
         url = args.database or stack.enter_context(scratch_database("casestatus", keep=args.keep))
         if args.keep and not args.database:
             print(f"  kept: {url}")
-        numbers = prepare(url, args.patients, args.managers, args.enrol, Path(scratch) / "synth", not args.database)
+        client = register_client(url, "hospital", HOSPITAL, HOSPITAL_SCOPE)
+        numbers = prepare(url, args.patients, args.managers, args.enrol, Path(scratch) / "synth", not args.database,
+                          client)
         refresh_statistics(url)  # as autovacuum would in service (it is off on the benchmark host)
         paths = [f"/fhir/Patient/$case-status?identifier={quote(NHS + '|' + n, safe='')}" for n in numbers]
         script = Path(scratch) / "status.lua"
         script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
         bare = stack.enter_context(gunicorn("bare_app:create_app()", {}, ["--pythonpath", here]))
         server = stack.enter_context(gunicorn("server.app:create_app()", {"DATABASE_URL": url}))
+        tokens = Tokens(server, client)
         raw_env = {"RAW_DATABASE_URL": url.replace("+psycopg", "")}
         raw, raw_data = (stack.enter_context(gunicorn("raw_case_status_app:create_app()",
                                                       {**raw_env, "RAW_STATEMENT": mode}, ["--pythonpath", here]))
                          for mode in ("stored", "data"))
-        check = requests.get(server + paths[0], timeout=10)
+        check = requests.get(server + paths[0], headers=tokens.header(), timeout=10)
         assert check.status_code == 200 and '"caseManaged","valueBoolean":true' in check.text.replace(" ", ""), \
             check.text[:300]
         assert requests.get(raw + paths[0], timeout=10).status_code == 200
         assert requests.get(raw_data + paths[0], timeout=10).status_code == 200
-        targets = {
-            "bare Flask constant JSON": (bare + "/fhir/Patient/example", None),
-            "$case-status, PostgreSQL": (server + "/fhir/metadata", script),
-            "raw SQL, stored answer": (raw + "/health", script),
-            "raw SQL, answer's data": (raw_data + "/health", script),
+        targets: dict[str, tuple[str, Path | None, Tokens | None]] = {
+            "bare Flask constant JSON": (bare + "/fhir/Patient/example", None, None),
+            "$case-status, PostgreSQL": (server + "/fhir/metadata", script, tokens),
+            "raw SQL, stored answer": (raw + "/health", script, None),
+            "raw SQL, answer's data": (raw_data + "/health", script, None),
         }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-        for target, lua in targets.values():
-            wrk(target, args.clients, 2, lua)
+        for target, lua, bearer in targets.values():
+            wrk(target, args.clients, 2, lua, bearer.header(fresh=True) if bearer else None)
         for _round in range(args.rounds):
-            for name, (target, lua) in targets.items():
-                runs[name].append(wrk(target, args.clients, args.seconds, lua))
+            for name, (target, lua, bearer) in targets.items():
+                runs[name].append(wrk(target, args.clients, args.seconds, lua,
+                                      bearer.header(fresh=True) if bearer else None))
     results = {name: {key: median([r[key] for r in found]) for key in found[0]} for name, found in runs.items()}
     bare_rate = results["bare Flask constant JSON"]["rps"]
     print(f"case status: {len(numbers)} NHS numbers ({len(numbers) // 2} case-managed), {args.clients} "
-          f"connections, {args.rounds} alternating rounds of {args.seconds} s, medians")
+          f"connections, {args.rounds} alternating rounds of {args.seconds} s, medians; as a hospital client "
+          f"(bearer token, audit on); server at {server_version()}")
     print("  gunicorn -c gunicorn.conf.py (the same for every server)")
     for name, figures in results.items():
         print(f"    {name:30s} {figures['rps']:7.0f} req/s  p50 {figures['p50']:6.2f} ms  p99 {figures['p99']:7.2f} ms"

@@ -1,4 +1,6 @@
-"""Ingest: a Synthea set posted as transactions over HTTP to gunicorn on PostgreSQL by concurrent clients.
+"""Ingest: a Synthea set posted as transactions over HTTP to gunicorn on PostgreSQL by concurrent clients,
+with authentication and audit on: the posts are made as an `integration` client (the region's data
+service) with a bearer token from the token endpoint, and each transaction writes its audit record.
 
 Prints resources/s and the ratio to the fhir.resources validate-only rate of the same resources on one
 core, measured in the same run.
@@ -14,7 +16,16 @@ from pathlib import Path
 
 import requests
 
-from common import gunicorn, scratch_database, synthea_bundles
+from common import (
+    INTEGRATION,
+    Tokens,
+    client_tokens,
+    gunicorn,
+    scratch_database,
+    server_version,
+    session_as,
+    synthea_bundles,
+)
 
 SET = "synthea-v2.4-smart-generated-sample-data.tar.gz"
 
@@ -29,7 +40,7 @@ def validate_only_rate(bundles: list[tuple[str, bytes]]) -> tuple[float, int]:
     return len(resources) / (time.perf_counter() - start), len(resources)
 
 
-def post_all(base: str, bundles: list[tuple[str, bytes]], clients: int) -> float:
+def post_all(tokens: Tokens, bundles: list[tuple[str, bytes]], clients: int) -> float:
     headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
     first = [b for b in bundles if "Information" in b[0]]
     rest = [b for b in bundles if "Information" not in b[0]]
@@ -38,8 +49,8 @@ def post_all(base: str, bundles: list[tuple[str, bytes]], clients: int) -> float
     def send(item: tuple[str, bytes]) -> None:
         import threading
 
-        session = sessions.setdefault(threading.get_ident(), requests.Session())
-        response = session.post(f"{base}/fhir", data=item[1], headers=headers, timeout=600)
+        session = sessions.setdefault(threading.get_ident(), session_as(tokens))
+        response = session.post(tokens.fhir_base, data=item[1], headers=headers, timeout=600)
         if response.status_code != 200:
             raise SystemExit(f"{item[0]}: {response.status_code} {response.text[:300]}")
 
@@ -59,9 +70,12 @@ def main() -> None:
     bundles = synthea_bundles(args.shared / "data" / "synthea" / SET)
     validate_rate, count = validate_only_rate(bundles)
     with scratch_database("ingest") as url, gunicorn("server.app:create_app()", {"DATABASE_URL": url}) as base:
-        seconds = post_all(base, bundles, args.clients)
+        tokens = client_tokens(url, base, *INTEGRATION)
+        tokens.current()  # the first token before the clock starts (a client holds one before it sends)
+        seconds = post_all(tokens, bundles, args.clients)
     rate = count / seconds
-    print(f"ingest: {len(bundles)} bundles, {count} resources, {args.clients} clients, gunicorn + PostgreSQL")
+    print(f"ingest: {len(bundles)} bundles, {count} resources, {args.clients} clients, gunicorn + PostgreSQL; "
+          f"as an integration client (bearer token, audit on); server at {server_version()}")
     print(f"  validate-only (fhir.resources, 1 core): {validate_rate:8.0f} resources/s")
     print(f"  ingest over HTTP:                       {rate:8.0f} resources/s  ({seconds:.1f} s)")
     print(f"  ratio ingest / validate-only:           {rate / validate_rate:8.2f}  (target >= 0.5)")

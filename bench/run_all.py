@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, list[str]] = {  # name -> arguments; "{shared}" becomes the --shared folder
     "ingest": ["ingest.py", "--shared", "{shared}"],
     "read": ["read.py", "--shared", "{shared}"],
+    "token": ["token_endpoint.py"],
     "profile_validation": ["profile_validation.py", "--shared", "{shared}"],
     "search": ["search.py", "--shared", "{shared}"],
     "load": ["load.py"],
