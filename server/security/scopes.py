@@ -40,14 +40,16 @@ class Scope:
                 and (not self.constraints or set(self.constraints) <= set(other.constraints)))
 
     def narrowed_to(self, granted: Scope) -> Scope | None:
-        """What of this requested scope a registered scope grants, or None."""
-        if self.context != granted.context or granted.type not in ("*", self.type):
+        """What of this requested scope a registered scope grants, or None (a request for every type is
+        cut down to the registered scope's type)."""
+        if self.context != granted.context or (granted.type != "*" and self.type not in ("*", granted.type)):
             return None
         letters = self.letters & granted.letters
         if not letters:
             return None
         constraints = tuple(dict.fromkeys(self.constraints + granted.constraints))
-        return Scope(self.context, self.type, letters, constraints)
+        resource_type = granted.type if self.type == "*" else self.type
+        return Scope(self.context, resource_type, letters, constraints)
 
 
 def parse_scope(text: str) -> Scope:

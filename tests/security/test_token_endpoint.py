@@ -84,6 +84,8 @@ def test_scopes_asked_beyond_the_registered_are_cut_and_nothing_registered_is_in
         anonymous: FlaskClient, registered: ClientKey) -> None:
     assert ask(anonymous, registered, "system/Patient.read").get_json()["scope"] == "system/Patient.rs"
     assert ask(anonymous, registered, "system/Observation.cruds").get_json()["scope"] == "system/Observation.cruds"
+    every_type = ask(anonymous, registered, "system/*.rs").get_json()["scope"]  # cut to the registered types
+    assert every_type == "system/Patient.rs system/Observation.rs"
     oauth_error(ask(anonymous, registered, "system/Condition.rs user/Patient.rs"), 400, "invalid_scope")
     oauth_error(ask(anonymous, registered, "openid launch"), 400, "invalid_scope")
     oauth_error(ask(anonymous, registered, None), 400, "invalid_scope", "scope is required")
