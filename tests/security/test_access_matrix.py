@@ -190,6 +190,12 @@ def test_the_auditor_reads_the_audit_trail_and_nothing_else(server, audited) -> 
                                         "IHE.BasicAudit.PatientRead"]
     assert {"reference": "Patient/pa"} in [x.get("what") for x in event["entity"]]
     assert audited("auditor", "GET", f"AuditEvent/{event['id']}").json()["id"] == event["id"]
+    day = event["recorded"][:10]
+    on_the_day = audited("auditor", "GET", "AuditEvent", params={"patient": "pa", "date": day, "_count": "1000"})
+    assert event["id"] in {e["resource"]["id"] for e in on_the_day.json()["entry"]}
+    assert audited("auditor", "GET", "AuditEvent", params={"date": "lt2000-01-01"}).json()["entry"] == []
+    assert audited("auditor", "GET", "AuditEvent", params={"patient": "pb", "agent": server.clients["gp"].client_id,
+                                                           "outcome": "0"}).json()["entry"] == []
     assert audited("gp", "GET", "AuditEvent").status_code == 403
     assert audited("integration", "GET", "AuditEvent").status_code == 403
     for method in ("POST", "PUT", "DELETE"):

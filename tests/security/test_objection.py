@@ -97,3 +97,14 @@ def test_a_withdrawn_objection_shares_the_record_again(server, audited) -> None:
                                                                                                                201)
     for kind in OTHERS:
         assert audited(kind, "GET", "Patient/pa").status_code == 200
+
+
+def test_the_national_data_opt_out_hides_nobody_from_direct_care(server, audited) -> None:
+    """Recorded (as a research-scope Consent that denies), it is for secondary uses; direct care is unchanged."""
+    opt_out = {**objection("b"), "id": "ndoo-b",
+               "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                     "code": "research"}]},
+               "policyRule": {"text": "National data opt-out"}}
+    assert server.call("integration", "PUT", "Consent/ndoo-b", json=opt_out).status_code == 201
+    assert audited("integration", "GET", "Patient/pb").status_code == 200
+    assert audited("hospital", "GET", "Patient/pa").status_code == 200
