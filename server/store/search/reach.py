@@ -47,7 +47,7 @@ class Reach:
 
     def read_statement(self, resource_type: str, dialect: Any) -> CompiledRead:
         """The compiled read by id of a type under this reach (made once per reach, type and database)."""
-        key = ("read", resource_type, dialect.name)
+        key = ("read", resource_type, dialect.name, self.honour_objection)
         found = self.named.get(key)
         if found is None:
             found = self.named[key] = CompiledRead.of(self, resource_type, dialect)
