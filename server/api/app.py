@@ -151,6 +151,7 @@ class FhirApi:
         if operation.name == "case-status" and repo.policy.case_status_any_patient:
             return
         if not repo.sees(variables["type"], variables["id"]):
+            repo.read(variables["type"], variables["id"])  # answers as a read would: 404, or 403 'suppressed'
             raise not_found(f"{variables['type']}/{variables['id']} is not known")
 
 

@@ -40,6 +40,9 @@ def test_an_objection_hides_the_person_from_every_other_organisation(objected, a
     if may_break_glass:  # the break-the-glass pattern: withheld, never shown
         assert read.json()["issue"][0]["code"] == "suppressed"
         assert "Person" not in read.text
+    if kind == "case-management":
+        everything = audited(kind, "GET", "Patient/pa/$everything")
+        assert everything.status_code == 403 and everything.json()["issue"][0]["code"] == "suppressed"
     plans = audited(kind, "GET", "CarePlan", params={"subject": "Patient/pa"})
     assert ids(plans) == set()
     assert ("suppressed" in outcome_codes(plans)) is may_break_glass
