@@ -6,6 +6,7 @@ from typing import Any
 
 from ..fhir.dates import DateFormatError, parse_range
 from ..fhir.outcome import FhirError, Issue, bad_request, not_found
+from ..fhir.text import plain_int
 from ..security.audit import audit_event
 from ..security.policy import forbidden
 from .model import FhirResponse
@@ -39,9 +40,10 @@ def check_auditor(ix: Interaction, letter: str) -> None:
 def audit_read(ix: Interaction) -> FhirResponse:
     check_auditor(ix, "r")
     trail = ix.services.audit
-    if not ix.id.isdigit():
+    pk = plain_int(ix.id)
+    if pk is None:
         raise not_found(f"AuditEvent/{ix.id} is not known")
-    row = trail.get(ix.repo.connection, int(ix.id))
+    row = trail.get(ix.repo.connection, pk)
     if row is None:
         raise not_found(f"AuditEvent/{ix.id} is not known")
     patients = trail.patients_of(ix.repo.connection, [row.pk]).get(row.pk, [])
@@ -67,11 +69,13 @@ def audit_search(ix: Interaction) -> FhirResponse:
         elif name == "outcome":
             filters["outcome"] = value
         elif name == "_before":
-            if not value.isdigit():
+            before = plain_int(value)
+            if before is None:
                 raise bad_request("_before must be an AuditEvent id", "_before")
-            filters["before"] = int(value)
+            filters["before"] = before
     count = request.param("_count")
-    size = DEFAULT_COUNT if count is None or not count.isdigit() else max(1, min(int(count), MAX_COUNT))
+    asked = None if count is None else plain_int(count)
+    size = DEFAULT_COUNT if asked is None else max(1, min(asked, MAX_COUNT))
     trail = ix.services.audit
     rows = trail.find(ix.repo.connection, count=size, **filters)
     page = rows[:size]

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from ..fhir.dates import DateFormatError, now_us, parse_http_date, parse_range
 from ..fhir.outcome import FhirError, Issue, bad_request, information, operation_outcome
 from ..fhir.patch import JSON_PATCH_TYPES, fhirpath_patch, json_patch
+from ..fhir.text import plain_int
 from ..store.repository import StoredResource, WriteResult
 from ..store.search.engine import SearchResult
 from .model import FhirResponse, version_headers
@@ -290,6 +291,7 @@ def instant_param(value: str | None, name: str) -> int | None:
 def bounded_int(value: str | None, name: str, default: int, high: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    number = plain_int(value)
+    if number is None:
         raise bad_request(f"{name} must be a non-negative integer", name)
-    return min(int(value), high)
+    return min(number, high)

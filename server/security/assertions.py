@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .clients import Client, ClientRegistry
+from .clients import CLIENT_ID, Client, ClientRegistry
 from .events import REFUSED, TOKEN, AuthEvent, AuthFailure
 from .jwks import KEY_TYPE, JwksError, JwksFetcher, key_for
 from .jwts import TokenFormatError, number, read, text_claim, verify
@@ -40,6 +40,8 @@ class AssertionVerifier:
             claimed = iss if isinstance(iss, str) else None
             if not isinstance(iss, str) or iss != sub:
                 raise TokenFormatError("iss and sub must both be the client id")
+            if not CLIENT_ID.fullmatch(iss):
+                raise TokenFormatError(f"no client {iss!r} is registered")
             client = self.registry.get(iss)
             if client is None:
                 raise TokenFormatError(f"no client {iss!r} is registered")

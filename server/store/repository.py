@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, delete, insert, literal, select, update
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
 from ..fhir.searchparams import param_key
+from ..fhir.text import plain_int
 from ..security.context import Caller
 from ..security.policy import authorize
 from .among import among
@@ -139,7 +140,7 @@ def parse_etag(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    if plain_int(text) is None:
         raise bad_request(f"Unreadable version tag {value!r}: expected W/\"<version>\"", code="value")
     return int(text)
 
@@ -183,7 +184,7 @@ class Repository:
     def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
         authorize(self.caller, "vread", resource_type, self.policy)
         self.flush()
-        if not version.isdigit():
+        if plain_int(version) is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
         row = self.connection.execute(
             self.reached(select(resource_versions.c.version, resource_versions.c.updated, resource_versions.c.body,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ...fhir.outcome import FhirError, Issue, bad_request
 from ...fhir.searchparams import SearchParam, SearchParamRegistry
+from ...fhir.text import has_control, plain_int
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = frozenset({
@@ -150,6 +151,9 @@ class QueryParser:
         for name, value in pairs:
             if len(value) > MAX_VALUE_LENGTH:
                 raise bad_request(f"The value of search parameter '{name}' is too long", name)
+            if has_control(name) or has_control(value):
+                raise bad_request(f"Control characters are not allowed in search parameter {name!r}", name,
+                                  code="value")
             if name in IGNORED_PARAMS or name == "_type":
                 continue
             if name in RESULT_PARAMS or name.split(":", 1)[0] in ("_include", "_revinclude"):
@@ -295,9 +299,9 @@ class QueryParser:
 
     @staticmethod
     def integer(name: str, value: str, low: int, high: int, clamp: bool = False) -> int:
-        if not value.isdigit():
+        number = plain_int(value)
+        if number is None:
             raise bad_request(f"{name} must be a non-negative integer, not {value!r}", name)
-        number = int(value)
         if number > high:
             if clamp:
                 return high
