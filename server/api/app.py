@@ -95,10 +95,13 @@ class FhirApi:
             return handler(Interaction(request, None, self.services, self, variables))  # type: ignore[arg-type]
         record = auditing.begin(caller, request, auditing.interaction_of(handler, request), variables)
         try:
-            if variables.get("type") == "AuditEvent":
+            if variables.get("type") == "AuditEvent" or variables.get("compartment") == "AuditEvent":
                 handler = audit_events.resolve(handler.__name__, request.method)
             if caller.break_glass is not None and not self.services.policies.policy(caller.kind).break_glass:
                 raise FhirError(403, [Issue("forbidden", f"Clients of kind {caller.kind} may not break the glass")])
+            if caller.break_glass is not None and not caller.break_glass.strip():
+                raise FhirError(400, [Issue("required", "Breaking the glass needs a reason in X-Break-Glass-Reason",
+                                            ("X-Break-Glass-Reason",))])
             return self.attempt(handler, variables, writing, request, caller, record)
         except Exception as exc:
             auditing.on_refusal(self.services, record, exc)
@@ -124,6 +127,8 @@ class FhirApi:
         handler, variables, _writing = self.router.match(request.method, request.path)
         if handler is bundle:
             raise FhirError(400, [Issue("not-supported", "Bundles cannot be nested")])
+        if variables.get("type") == "AuditEvent" or variables.get("compartment") == "AuditEvent":
+            handler = audit_events.resolve(handler.__name__, request.method)
         variables.update(extra or {})
         return self.run(handler, variables, request, repo)
 

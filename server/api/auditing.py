@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..fhir.outcome import FhirError
@@ -46,10 +47,17 @@ def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> 
     services = repo.services
     ended = record.ended(response.status)
     ended.patients.update(repo.patients)
+    if repo.established:  # a write through which the organisation came to hold people: the officer sees it
+        people = ", ".join(f"Patient/{p}" for p in sorted(repo.established))
+        ended = replace(ended.ended(response.status, f"this write brought {people} into the client's reach"),
+                        alert=True)
 
     def write() -> None:
+        if record.written:  # a retried unit whose record was already kept (a read's commits at once)
+            return
         services.audit.write(repo.connection, ended, repo.touched)
-        if ended.alert and repo.policy.break_glass:
+        record.written = not repo.connection.get_execution_options().get("writing")
+        if ended.alert and repo.caller.break_glass is not None and repo.policy.break_glass:
             raise_privacy_task(repo, ended)
 
     repo.finishers.append(write)
@@ -57,6 +65,8 @@ def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> 
 
 def on_refusal(services: StoreServices, record: AuditRecord, exc: BaseException) -> None:
     """Record a request that was refused or failed (its own transaction: the request's rolled back)."""
+    if record.written:  # the answer's record is kept already; what failed after it is in the log
+        return
     if isinstance(exc, FhirError):
         status = exc.status
         detail = "; ".join(issue.get("diagnostics", "") for issue in exc.outcome().get("issue", []))
@@ -85,9 +95,7 @@ def raise_privacy_task(repo: Repository, record: AuditRecord) -> None:
         "owner": {"display": "Privacy officer"},
         "input": [{"type": {"text": "request"}, "valueString": record.request_id or record.query or ""}],
     }
-    if len(patients) == 1:
-        task["for"] = {"reference": f"Patient/{patients[0]}"}
-    for patient in patients[:50]:
+    for patient in patients[:50]:  # named as inputs, not as its subject: no holder of the person sees it
         task["input"].append({"type": {"text": "patient"}, "valueReference": {"reference": f"Patient/{patient}"}})
     officer = Caller.system(PRIVACY_OFFICER, record.request_id)
     if repo.connection.get_execution_options().get("writing"):  # inside the request's own transaction

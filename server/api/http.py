@@ -190,6 +190,12 @@ def read_form(environ: Environ) -> list[tuple[str, str]] | None:
         return None
 
 
+def header_text(environ: Environ, name: str) -> str | None:
+    """A header as the UTF-8 text the client sent (None when absent)."""
+    value = environ.get(name)
+    return None if value is None else wsgi_text(value)
+
+
 def request_id_of(environ: Environ) -> str:
     """The request's id: the client's X-Request-ID (printable, at most 128 characters) or a new one; every
     answer carries it and the request's audit record keeps it."""
@@ -299,7 +305,8 @@ class FhirHttp:
         """The caller a request's bearer token names (AuthFailure when it has none that is valid)."""
         return self.auth.authenticate(environ.get("HTTP_AUTHORIZATION"), base_url,
                                       purpose=environ.get("HTTP_X_PURPOSE_OF_USE"),
-                                      break_glass=environ.get("HTTP_X_BREAK_GLASS_REASON"), request_id=request_id)
+                                      break_glass=header_text(environ, "HTTP_X_BREAK_GLASS_REASON"),
+                                      request_id=request_id)
 
     def auth_path(self, environ: Environ, method: str, path: str, base_url: str, request_id: str | None) -> Answer:
         """The SMART paths: discovery and the server's JWKS (open, JSON whatever the Accept), the token

@@ -86,7 +86,7 @@ def outcomes(care: CareServices, repo: Repository, *, start: date, end: date, pr
     stop = end + timedelta(days=1)
     names = care.names
     chosen: dict[str, Stored] = {}
-    for episode in programme_episodes(care, repo):
+    for episode in programme_episodes(care, repo, reached=True):  # the people in the caller's reach only
         if episode.status in ("entered-in-error", "cancelled"):
             continue
         if programme and not any(has_code(t, names.programme_system, programme) for t in episode.body.get("type")
@@ -102,7 +102,7 @@ def outcomes(care: CareServices, repo: Repository, *, start: date, end: date, pr
             chosen[patient] = episode
     patients: dict[str, Json] = {}
     for part in chunks(sorted(chosen)):
-        for resource_id, text in stream(repo.connection, "Patient", ids=part):
+        for resource_id, text in stream(repo.connection, "Patient", ids=part, reach=repo.reach):
             patients[resource_id] = orjson.loads(text)
     chosen = {p: e for p, e in chosen.items() if p in patients and scope.holds(patients[p])}
     facts = read_facts(care, repo.connection, end, sorted(chosen)) if chosen else {}

@@ -215,7 +215,7 @@ def record_decision(care: CareServices, repo: Repository, record: CareRecord, de
     task["executionPeriod"] = {"start": task.get("authoredOn", day.isoformat())[:10], "end": day.isoformat()}
     task["lastModified"] = iso_now()
     task["output"] = [{"type": {"text": "decision"}, "valueCode": decision}]
-    repo.update("Task", task_id, {**task, "id": task_id})
+    repo.update("Task", task_id, {**task, "id": task_id}, new=not open_tasks)  # new: an id made here
     return Stored("Task", task_id, task)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 PURPOSE = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 ENTITY_KIND = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 MAX_QUERY = 4000
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 ACTIONS = {"create": "C", "update": "U", "patch": "U", "delete": "D", "read": "R", "vread": "R"}
 PROFILES = {"C": "Create", "U": "Update", "D": "Delete", "R": "Read", "E": "Query"}
 
@@ -41,6 +43,7 @@ class AuditRecord:
     status: int = 0
     recorded: int = field(default_factory=now_us)
     patients: set[str] = field(default_factory=set)
+    written: bool = False  # kept already (an autocommit read's record, so a retry does not keep it twice)
 
     @classmethod
     def of_request(cls, caller: Caller, method: str, path: str, params: list[tuple[str, str]],
@@ -60,7 +63,13 @@ class AuditRecord:
     def ended(self, status: int, detail: str | None = None) -> AuditRecord:
         """The record with its outcome (and the reason a refused request was refused)."""
         kept = self.detail if not detail else detail if not self.detail else f"{self.detail}; {detail}"
-        return replace(self, status=status, detail=kept[:MAX_QUERY] if kept else None)
+        return replace(self, status=status, detail=printable(kept[:MAX_QUERY]) if kept else None,
+                       query=printable(self.query) if self.query else None)
+
+
+def printable(text: str) -> str:
+    """Text the database takes: control characters (NUL and the like) shown as U+FFFD."""
+    return CONTROL.sub("\ufffd", text)
 
 
 def action_of(interaction: str) -> str:

@@ -18,6 +18,7 @@ ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 ALL = "all"
 PLACEHOLDER = re.compile(r"\{(organization|organization_code|days_ago:\d+)\}")
 KIND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+READING = frozenset({"read", "vread", "search", "history", "history-instance", "history-type", "history-system"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ class AccessPolicy:
         )
 
     @property
+    def relationship_types(self) -> frozenset[str]:
+        """The types whose writes make the organisation hold a person (the types its relationships search)."""
+        if isinstance(self.patients, str):
+            return frozenset()
+        return frozenset(r.search.partition("?")[0] for r in self.patients)
+
+    @property
     def whole_record(self) -> bool:
         """Whether the policy reaches every person (the host's own integration engine)."""
         return self.patients == ALL
@@ -183,21 +191,27 @@ def forbidden(message: str) -> FhirError:
     return FhirError(403, [Issue("forbidden", message)])
 
 
-def authorize(caller: Caller, action: str, resource_type: str, policy: AccessPolicy | None = None) -> None:
-    """Raise 403 unless the caller's scopes, and its kind's policy when given, allow `action` on a type.
+def authorize(caller: Caller, action: str, resource_type: str, policy: AccessPolicy | None = None,
+              record: bool | None = None) -> None:
+    """Raise 403 unless the caller's scopes, and its kind's policy when given, allow `action` on a type;
+    `record` says whether the type belongs to a person's record (else it is a shared type).
 
     This is the type-level half of the decision; which resources of the type a caller reaches is the
     other half, put into every query by `store/search/reach.py` from the same policy."""
+    if resource_type == "AuditEvent" and action not in READING:
+        raise FhirError(405, [Issue("not-supported", "AuditEvents are written by the server only; they cannot be "
+                                                     "created, changed or deleted through the API")])
     if not caller.allows(action, resource_type):
         raise forbidden(f"The client's scopes do not allow {action} of {resource_type} resources")
     if policy is None or policy.whole_record:
         return
-    reading = action in ("read", "vread", "search", "history", "history-instance", "history-type",
-                         "history-system")
-    if reading:
-        allowed = policy.reads_record_type(resource_type) or policy.reads_shared(resource_type)
+    reading = action in READING
+    in_record = policy.reads_record_type if reading else policy.writes_record_type
+    shared = policy.reads_shared if reading else policy.writes_shared
+    if record is None:
+        allowed = in_record(resource_type) or shared(resource_type)
     else:
-        allowed = policy.writes_record_type(resource_type) or policy.writes_shared(resource_type)
+        allowed = in_record(resource_type) if record else shared(resource_type)
     if not allowed and not (resource_type == "AuditEvent" and reading and policy.audit_reader):
         raise forbidden(f"Clients of kind {policy.kind} may not {action} {resource_type} resources")
 

@@ -162,11 +162,12 @@ class Repository:
         self.finishers: list[Callable[[], None]] = []  # run last, inside the unit's transaction
         self.touched: list[int] = []  # keys of the resources this unit read or wrote (for the audit trail)
         self.patients: set[str] = set()  # patients of deleted resources (their index rows are gone)
+        self.established: set[str] = set()  # people a write brought into the caller's reach
 
     # ----------------------------------------------------------------- reads
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        authorize(self.caller, "read", resource_type, self.policy)
+        authorize(self.caller, "read", resource_type, self.policy, self.in_record(resource_type))
         self.flush()
         stored = self.fetch_current(resource_type, resource_id)
         if stored is None:
@@ -182,7 +183,7 @@ class Repository:
         return stored
 
     def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
-        authorize(self.caller, "vread", resource_type, self.policy)
+        authorize(self.caller, "vread", resource_type, self.policy, self.in_record(resource_type))
         self.flush()
         if plain_int(version) is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
@@ -205,6 +206,10 @@ class Repository:
         """A statement over `resources` cut to the caller's reach (unchanged for a caller who reaches all)."""
         clause = None if self.reach is None else self.reach.clause(resources, types, reading=reading)
         return statement if clause is None else statement.where(clause)
+
+    def in_record(self, resource_type: str) -> bool:
+        """Whether a type belongs to a person's record (their compartment) rather than being shared."""
+        return resource_type in self.services.reach.compartment
 
     def sees(self, resource_type: str, resource_id: str) -> bool:
         """Whether the caller reaches a resource as it stands (always, for a caller who reaches all)."""
@@ -243,6 +248,28 @@ class Repository:
         ref = idx_reference.c
         return set(self.connection.execute(select(ref.tid).where(
             ref.pk == pk, ref.ttype == "Patient", ref.sp.in_(self.services.audit.compartment_keys))).scalars())
+
+    def check_people(self, resource_type: str, resource: dict[str, Any]) -> None:
+        """Every person a write names must already be held by the caller's organisation, unless the write is
+        of a type through which its policy comes to hold people (an admission, a social care service, a
+        registration): then it is let through and the people it brings in are noted, for the audit record
+        to raise as a security alert. So no write puts data into a record the caller does not reach."""
+        if self.reach is None:
+            return
+        named = patient_references(resource)
+        outside = sorted(p for p in named if not self.holds(p))
+        if not outside:
+            return
+        if resource_type in self.policy.relationship_types:
+            self.established.update(outside)
+            return
+        raise FhirError(403, [Issue("forbidden", f"The {resource_type} names Patient/{outside[0]}, whose record "
+                                                 "this client does not reach")])
+
+    def holds(self, patient_id: str) -> bool:
+        """Whether the caller's organisation holds a person (its relationships; a standing objection hides)."""
+        assert self.reach is not None
+        return self.connection.execute(self.reach.holding(patient_id)).first() is not None
 
     def check_written(self) -> None:
         """Refuse (403) when a write left a resource outside the caller's reach: no write may move a
@@ -304,7 +331,7 @@ class Repository:
     def search(self, resource_type: str | None, params: list[tuple[str, str]], **options: Any) -> SearchResult:
         """Run a search (type-level, or system-level when resource_type is None)."""
         for type_name in [resource_type] if resource_type else []:
-            authorize(self.caller, "search", type_name, self.policy)
+            authorize(self.caller, "search", type_name, self.policy, self.in_record(type_name))
         self.flush()
         return self.services.search.search(self, resource_type, params, **options)
 
@@ -327,7 +354,7 @@ class Repository:
         """Versions newest first, for an instance, a type or the whole system; and whether more follow."""
         level = "history-instance" if resource_id is not None else "history-type" if resource_type else "history-system"
         if resource_type is not None:
-            authorize(self.caller, level, resource_type, self.policy)
+            authorize(self.caller, level, resource_type, self.policy, self.in_record(resource_type))
         elif not self.caller.allows("s", "*") and self.reach is None:
             raise FhirError(403, [Issue("forbidden", "System history needs search on every type (system/*.s)")])
         self.flush()
@@ -370,12 +397,13 @@ class Repository:
                if_none_exist: str | None = None, assigned_id: str | None = None) -> WriteResult:
         """Create with a server-assigned id (or `assigned_id` from a transaction); honours If-None-Exist."""
         resource_type = self.services.validator.validate(resource, resource_type)
-        authorize(self.caller, "create", resource_type, self.policy)
+        authorize(self.caller, "create", resource_type, self.policy, self.in_record(resource_type))
         if if_none_exist is not None:
             existing = self.conditional_match(resource_type, if_none_exist, "If-None-Exist")
             if existing is not None:
                 return WriteResult(200, existing, "A matching resource already exists; nothing created")
         new_id = assigned_id or str(uuid.uuid4())
+        self.check_people(resource_type, resource)
         stored = self.queue_create(resource_type, new_id, resource, "POST")
         return WriteResult(201, stored, f"Created {resource_type}/{new_id}")
 
@@ -392,15 +420,19 @@ class Repository:
                 f"The id in the body ({resource.get('id')!r}) must equal the id in the URL ({resource_id!r})",
                 f"{resource_type}.id",
             )
-        authorize(self.caller, "update", resource_type, self.policy)
+        authorize(self.caller, "update", resource_type, self.policy, self.in_record(resource_type))
         expected = parse_etag(if_match)
         if new and expected is None:
             self.services.validator.validate(resource, resource_type)
+            self.check_people(resource_type, resource)
             stored = self.queue_create(resource_type, resource_id, resource, method)
             return WriteResult(201, stored, f"Created {resource_type}/{resource_id}")
         current = self.lock_current(resource_type, resource_id)
-        if current is not None and not self.sees(resource_type, resource_id):
-            raise FhirError(403, [Issue("forbidden", f"This client may not write {resource_type}/{resource_id}")])
+        if self.reach is not None and (current is None or not self.sees(resource_type, resource_id)):
+            # the same answer whether the id is absent or out of reach: nothing tells them apart
+            raise FhirError(403, [Issue("forbidden", f"{resource_type}/{resource_id} is not a resource this client "
+                                                     "may update; new resources are created with POST")])
+        self.check_people(resource_type, resource)
         if current is not None and expected is not None and expected != current[1]:
             raise precondition_failed(
                 f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
@@ -452,7 +484,7 @@ class Repository:
     def patch(self, resource_type: str, resource_id: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
               *, if_match: str | None = None) -> WriteResult:
         """Apply a patch function to the current version and store the result as an update."""
-        authorize(self.caller, "update", resource_type, self.policy)
+        authorize(self.caller, "update", resource_type, self.policy, self.in_record(resource_type))
         current = self.lock_current(resource_type, resource_id)
         if current is None or not self.sees(resource_type, resource_id):
             raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -470,7 +502,7 @@ class Repository:
         return self.update(resource_type, resource_id, patched, method="PATCH")
 
     def delete(self, resource_type: str, resource_id: str, *, if_match: str | None = None) -> WriteResult:
-        authorize(self.caller, "delete", resource_type, self.policy)
+        authorize(self.caller, "delete", resource_type, self.policy, self.in_record(resource_type))
         current = self.lock_current(resource_type, resource_id)
         if current is not None and not self.sees(resource_type, resource_id):
             current = None  # out of reach: exactly as if absent
@@ -492,7 +524,7 @@ class Repository:
         return WriteResult(204, stored, f"Deleted {resource_type}/{resource_id}")
 
     def conditional_delete(self, resource_type: str, query: str) -> list[WriteResult]:
-        authorize(self.caller, "delete", resource_type, self.policy)
+        authorize(self.caller, "delete", resource_type, self.policy, self.in_record(resource_type))
         advisory_lock(self.connection, param_key(resource_type, "?" + query))
         matches = self.find(resource_type, query, what="conditional delete")
         if len(matches) > MAX_CONDITIONAL_DELETES:
@@ -680,3 +712,19 @@ def is_unique_violation(exc: Exception) -> bool:
     from sqlalchemy.exc import IntegrityError
 
     return isinstance(exc, IntegrityError)
+
+
+def patient_references(resource: Any) -> set[str]:
+    """The ids of the Patients a resource refers to (relative references, anywhere in it)."""
+    found: set[str] = set()
+    stack = [resource]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            reference = value.get("reference")
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                found.add(reference[8:].split("/", 1)[0])
+            stack.extend(v for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, dict | list))
+    return found

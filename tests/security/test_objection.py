@@ -67,16 +67,21 @@ def test_the_recording_practice_and_the_host_still_see_the_record(objected, audi
 @pytest.mark.parametrize("kind", ["hospital", "case-management"])
 def test_break_glass_opens_the_record_for_one_request_with_an_alert_and_a_task(objected, audited, server,
                                                                                kind: str) -> None:
-    tasks_before = ids(server.call("integration", "GET", "Task", params={"patient": "Patient/pa"}))
+    def officer_tasks() -> set[str]:
+        return ids(server.call("integration", "GET", "Task", params={"code:text": "Review a break-glass access"}))
+
+    tasks_before = officer_tasks()
     opened = audited(kind, "GET", "Patient/pa", headers=EMERGENCY)
     assert opened.status_code == 200 and opened.json()["id"] == "pa"
     rows = server.audit_rows(opened.request.headers["X-Request-ID"])
     assert rows[0].alert is True or rows[0].alert == 1
-    tasks = ids(server.call("integration", "GET", "Task", params={"patient": "Patient/pa"}))
-    raised = tasks - tasks_before
+    raised = officer_tasks() - tasks_before
     assert len(raised) == 1
-    task = server.call("integration", "GET", raised.pop()).json()
+    task_ref = raised.pop()
+    task = server.call("integration", "GET", task_ref).json()
     assert task["owner"]["display"] == "Privacy officer" and "unconscious" in task["description"]
+    assert {"reference": "Patient/pa"} in [i.get("valueReference") for i in task["input"]]
+    assert audited("gp", "GET", task_ref).status_code == 404  # not shown to the person's other holders
     status = audited(kind, "GET", "Patient/$case-status", params={"identifier": f"{NHS}|{NHS_NUMBERS['a']}"},
                      headers=EMERGENCY)
     assert status.status_code == 200 and '"Patient/pa"' in status.text

@@ -53,6 +53,17 @@ class Reach:
             found = self.named[key] = CompiledRead.of(self, resource_type, dialect)
         return found
 
+    def holding(self, patient_id: str) -> Select:
+        """A statement finding the Patient `patient_id` if the organisation holds them (and no objection
+        hides them)."""
+        row = resources
+        statement = select(row.c.pk).where(row.c.type == "Patient", row.c.id == patient_id, row.c.deleted.is_(False))
+        if not self.policy.whole_record:
+            statement = statement.where(self.holds_patient(row))
+        if self.honour_objection:
+            statement = statement.where(row.c.id.not_in(self.objectors()))
+        return statement
+
     def objectors(self) -> Select:
         if "objectors" not in self.named:
             self.named["objectors"] = self.builder.objectors(self.caller.organization).cte("reach_objectors")
@@ -94,7 +105,7 @@ class Reach:
         return self.build(row, types, reading)
 
     def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool) -> ColumnElement[bool]:
-        parts = [self.held(row, types)]
+        parts = [self.held(row, types, reading)]
         scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
             parts.append(scope_types)
@@ -105,10 +116,11 @@ class Reach:
     # -------------------------------------------------------------------- pieces
 
     def candidate_types(self, types: tuple[str, ...] | None) -> list[str]:
+        """The types a row may have; never AuditEvent (the audit trail is served from its own tables)."""
         supported = self.builder.registry.types.supported
-        return sorted(types) if types else sorted(supported)
+        return [t for t in (sorted(types) if types else sorted(supported)) if t != "AuditEvent"]
 
-    def held(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool]:
+    def held(self, row: FromClause, types: tuple[str, ...] | None, reading: bool = True) -> ColumnElement[bool]:
         """The policy's half: the records of the people the organisation holds, and the shared types. Each
         candidate is tested on its own (its patient, found through its compartment references, must match a
         relationship), so a read costs a few index lookups however many people the organisation holds."""
@@ -116,8 +128,10 @@ class Reach:
         compartment = self.builder.compartment
         if policy.whole_record:
             return true()
-        record_types = [t for t in self.candidate_types(types) if t in compartment and policy.reads_record_type(t)]
-        shared_types = [t for t in self.candidate_types(types) if t not in compartment and policy.reads_shared(t)]
+        in_record = policy.reads_record_type if reading else policy.writes_record_type
+        shared = policy.reads_shared if reading else policy.writes_shared
+        record_types = [t for t in self.candidate_types(types) if t in compartment and in_record(t)]
+        shared_types = [t for t in self.candidate_types(types) if t not in compartment and shared(t)]
         branches: list[ColumnElement[bool]] = []
         if "Patient" in record_types:
             branches.append(and_(row.c.type == "Patient", self.holds_patient(row)))
@@ -177,18 +191,24 @@ class Reach:
         return and_(*parts) if parts else None
 
     def constraint_clause(self, row: FromClause, resource_type: str) -> ColumnElement[bool] | None:
-        """OR over the granting scopes of AND over their constraints (None: a scope grants without any)."""
-        found = None
+        """For each read letter whose granting scopes all carry constraints, OR over those scopes of AND over
+        their constraints; all of them must hold (the stricter reading: a constrained search is never widened
+        by an unconstrained read). A constraint the server cannot apply grants nothing. None: no constraint."""
+        parts = []
         for letter in READ_LETTERS:
             options = self.caller.scopes.constraints(letter, resource_type)
-            if options is None:
-                return None
-            found = (found or []) + options
-        alternatives = []
-        for constraints in found or []:
-            criteria = self.builder.criteria(resource_type, list(constraints))
-            alternatives.append(and_(*(predicates.build(c, row, self.builder.context) for c in criteria)))
-        return or_(*alternatives) if alternatives else false()
+            if not options:  # None: granted without constraints; []: not granted by this letter
+                continue
+            alternatives = []
+            for constraints in options:
+                try:
+                    criteria = self.builder.criteria(resource_type, list(constraints), strict_scope=True)
+                except FhirError:
+                    alternatives.append(false())
+                    continue
+                alternatives.append(and_(*(predicates.build(c, row, self.builder.context) for c in criteria)))
+            parts.append(or_(*alternatives))
+        return and_(*parts) if parts else None
 
     def objecting(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool]:
         """The row belongs to a person whose objection to sharing hides them from this caller."""
@@ -252,8 +272,13 @@ class ReachBuilder:
                     keys.append(param.key)
         return keys or [0]
 
-    def criteria(self, resource_type: str, params: list[tuple[str, str]]) -> list[Any]:
-        """Parsed criteria of a policy's or scope's search (strict: a bad policy fails loudly)."""
+    def criteria(self, resource_type: str, params: list[tuple[str, str]], strict_scope: bool = False) -> list[Any]:
+        """Parsed criteria of a policy's or scope's search (strict: a bad policy fails loudly; a scope's
+        constraint the server cannot apply raises, for the scope to grant nothing)."""
+        if strict_scope:
+            if resource_type == "*":
+                raise FhirError(400, [Issue("not-supported", "search constraints need a resource type")])
+            return QueryParser(self.registry, (resource_type,), strict=True).parse(params).criteria
         try:
             return QueryParser(self.registry, (resource_type,), strict=True).parse(params).criteria
         except FhirError as exc:
