@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class Repository:
         self.touched: list[int] = []  # keys of the resources this unit read or wrote (for the audit trail)
         self.patients: set[str] = set()  # patients of deleted resources (their index rows are gone)
         self.established: set[str] = set()  # people a write brought into the caller's reach
+        self.held_people: dict[str, bool] = {}
 
     # ----------------------------------------------------------------- reads
 
@@ -197,7 +199,10 @@ class Repository:
         if row is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
         stored = StoredResource(resource_type, resource_id, row.version, row.updated, row.body is None, row.body)
+        if not self.version_held(row.body):
+            raise not_found(f"{resource_type}/{resource_id} has no version {version}")
         self.touched.append(row.pk)
+        self.patients.update(patient_ids_in(row.body))
         if stored.deleted:
             raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
         return stored
@@ -384,12 +389,25 @@ class Repository:
             statement = statement.where(v.updated <= at[1], ~superseded.exists())
         statement = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
         rows = self.connection.execute(statement.limit(count + 1).offset(offset)).all()
-        entries = [
-            HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
-            for r in rows[:count]
-        ]
-        self.touched.extend(r.pk for r in rows[:count])
+        shown = [r for r in rows[:count] if self.version_held(r.body)]
+        entries = [HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
+                   for r in shown]
+        self.touched.extend(r.pk for r in shown)
+        for r in shown:  # an old version may name people the current one does not
+            self.patients.update(patient_ids_in(r.body))
         return entries, len(rows) > count
+
+    def version_held(self, body: str | None) -> bool:
+        """Whether every person an older version names is one the caller holds now: the reach is judged on
+        the current version, so a version from before a resource moved into reach is not shown."""
+        if self.reach is None or body is None or self.policy.whole_record:
+            return True
+        return all(self.holds_cached(patient) for patient in patient_ids_in(body))
+
+    def holds_cached(self, patient_id: str) -> bool:
+        if patient_id not in self.held_people:
+            self.held_people[patient_id] = self.holds(patient_id)
+        return self.held_people[patient_id]
 
     # ---------------------------------------------------------------- writes
 
@@ -728,3 +746,11 @@ def patient_references(resource: Any) -> set[str]:
         elif isinstance(value, list):
             stack.extend(v for v in value if isinstance(v, dict | list))
     return found
+
+
+PATIENT_REFERENCE = re.compile(r'"reference":"Patient/([^"/]+)"')
+
+
+def patient_ids_in(body: str | None) -> set[str]:
+    """The Patients a stored body (canonical JSON) refers to."""
+    return set(PATIENT_REFERENCE.findall(body)) if body else set()

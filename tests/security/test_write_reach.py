@@ -112,3 +112,18 @@ def test_unreadable_input_is_a_client_error_never_a_500(audited) -> None:
     assert audited("hospital", "GET", "Patient/pa", headers={"X-Purpose-Of-Use": "ETREAT",
                                                              "X-Break-Glass-Reason": ""}).status_code == 400
     assert LOCAL
+
+
+def test_versions_from_before_a_resource_moved_into_reach_stay_hidden(server, audited) -> None:
+    moved = {"resourceType": "Observation", "id": "obs-moving", "status": "final", "code": {"text": "weight"},
+             "subject": {"reference": "Patient/pb"}, "valueQuantity": {"value": 70, "unit": "kg"}}
+    assert server.call("integration", "PUT", "Observation/obs-moving", json=moved).status_code == 201
+    moved = {**moved, "subject": {"reference": "Patient/pa"}}
+    assert server.call("integration", "PUT", "Observation/obs-moving", json=moved).status_code == 200
+    assert audited("gp", "GET", "Observation/obs-moving/_history/2").status_code == 200
+    assert audited("gp", "GET", "Observation/obs-moving/_history/1").status_code == 404
+    versions = audited("gp", "GET", "Observation/obs-moving/_history").json()["entry"]
+    assert [e["resource"]["meta"]["versionId"] for e in versions] == ["2"]
+    typed = audited("gp", "GET", "Observation/_history").json()["entry"]
+    assert not any(e["resource"]["id"] == "obs-moving" and e["resource"]["meta"]["versionId"] == "1" for e in typed)
+    assert audited("integration", "GET", "Observation/obs-moving/_history/1").status_code == 200
