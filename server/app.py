@@ -9,7 +9,7 @@ from flask import Flask, Response
 from sqlalchemy import text
 
 from .api.app import FhirApi
-from .api.auditing import auth_event_recorder
+from .api.auditing import auth_event_recorder, refusal_recorder
 from .api.http import FhirHttp, install_error_funnel
 from .api.operations import register_all
 from .care.service import install as install_care
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_error_funnel(app)
     app.wsgi_app = FhirHttp(fhir_api, app.wsgi_app, fhir_path=settings.fhir_path,  # type: ignore[method-assign]
                             base_url=settings.base_url, max_bytes=settings.max_request_bytes, auth=auth,
-                            on_auth_event=auth_event_recorder(services))
+                            on_auth_event=auth_event_recorder(services), on_refusal=refusal_recorder(services))
 
     @app.get("/health")
     def health() -> Response:

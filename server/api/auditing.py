@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..fhir.outcome import FhirError
+from ..fhir.outcome import FhirError, Issue
 from ..security.audit import AuditRecord
 from ..security.context import Caller
 from .model import FhirRequest, FhirResponse
@@ -130,5 +130,19 @@ def auth_event_recorder(services: StoreServices) -> Any:
             status=event.status)
         with services.database.writer.begin() as connection:
             services.audit.write(connection, entry, [])
+
+    return record
+
+
+def refusal_recorder(services: StoreServices) -> Any:
+    """An `on_refusal` listener for FhirHttp: a request refused before the API handled it (a method that is no
+    FHIR interaction, an Accept or Content-Type it cannot serve, a body that is not JSON) is audited too."""
+    from werkzeug.exceptions import HTTPException
+
+    def record(caller: Caller, method: str, path: str, exc: BaseException) -> None:
+        entry = AuditRecord.of_request(caller, method, path, [], "unknown", None, None)
+        if isinstance(exc, HTTPException):
+            exc = FhirError(exc.code or 400, [Issue("processing", exc.description or exc.name)])
+        on_refusal(services, entry, exc)
 
     return record

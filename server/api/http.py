@@ -54,6 +54,8 @@ NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 HEADER_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')  # left out of quoted strings in WWW-Authenticate
 
 AuthListener = Callable[[AuthEvent, Environ], None]
+RefusalListener = Callable[[Caller, str, str, BaseException], None]
+"""Told of a request refused before the API handled it (the caller, method, path and the refusal)."""
 """Called with every token request, revocation request and refused bearer token before it is answered."""
 
 
@@ -216,10 +218,11 @@ class FhirHttp:
 
     def __init__(self, api: FhirApi, fallback: WsgiApp, *, fhir_path: str, base_url: str, max_bytes: int,
                  auth: AuthServer, reserved: tuple[str, ...] = ("/health",),
-                 on_auth_event: AuthListener | None = None) -> None:
+                 on_auth_event: AuthListener | None = None, on_refusal: RefusalListener | None = None) -> None:
         self.api = api
         self.auth = auth
         self.on_auth_event = on_auth_event
+        self.on_refusal = on_refusal
         self.fallback = fallback
         self.fhir_path = "" if fhir_path.strip("/") == "" else "/" + fhir_path.strip("/")
         self.base_url = base_url.rstrip("/")
@@ -262,6 +265,15 @@ class FhirHttp:
         return [] if method == "HEAD" or status in NO_BODY_STATUSES else [body]
 
     def answer(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
+        caller = anonymous(request_id)
+        try:
+            return self.handled(environ, method, path, request_id)
+        except (FhirError, HTTPException) as exc:  # refused before the API saw it (it audits its own)
+            if self.on_refusal is not None and not environ.get("sharedcare.handled"):
+                self.on_refusal(environ.get("sharedcare.caller", caller), method, path, exc)
+            raise
+
+    def handled(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
         if method not in METHODS:
             allowed = ", ".join((*METHODS, "OPTIONS"))
             if method == "OPTIONS":
@@ -280,6 +292,7 @@ class FhirHttp:
                 caller = self.authenticate(environ, base_url, request_id)
             except AuthFailure as failure:
                 return self.auth_answer(failure.event, environ, base_url)
+        environ["sharedcare.caller"] = caller
         media_type = response_type(environ, params)
         body, raw, content_type, form = read_body(environ, method, self.max_bytes)
         prefer_return, prefer_handling = parse_prefer(environ.get("HTTP_PREFER"))
@@ -298,6 +311,7 @@ class FhirHttp:
             prefer_handling=prefer_handling,
             base_url=base_url,
         )
+        environ["sharedcare.handled"] = True  # from here the API audits the request itself
         result = self.api.handle(fhir_request, caller)
         return rendered(result, media_type, pretty_output=first(params, "_pretty") == "true")
 

@@ -34,3 +34,17 @@ def test_token_requests_and_refused_bearers_are_audited(server) -> None:
     assert [bool(r.alert) for r in rows(server, "request_id = 'refused-token-1'")] == [True]
     secrets = rows(server, "query LIKE :t OR detail LIKE :t", t=f"%{body['access_token'][:40]}%")
     assert secrets == []
+
+
+def test_requests_refused_before_the_api_are_audited(server) -> None:
+    session = server.session("gp")
+    cases = [("GET", "Patient/pa", {"Accept": "application/fhir+xml"}, None, 406),
+             ("POST", "Patient", {"Content-Type": "application/fhir+xml"}, b"<Patient/>", 415),
+             ("POST", "Patient", {"Content-Type": "application/fhir+json"}, b"{not json", 400),
+             ("TRACE", "Patient", {}, None, 405)]
+    for index, (method, path, headers, data, status) in enumerate(cases):
+        request_id = f"before-api-{index}"
+        answer = session.request(method, f"{server.base}/{path}", data=data, timeout=30,
+                                 headers={**headers, "X-Request-ID": request_id})
+        assert answer.status_code == status
+        assert [r.status for r in rows(server, "request_id = :r", r=request_id)] == [status], method
