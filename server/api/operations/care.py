@@ -128,7 +128,7 @@ def stratify(ix: Interaction, care: CareServices) -> FhirResponse:
                                                          f"{location} for progress", severity="information")])
         return FhirResponse(202, body, {"Content-Location": location})
     summary = care.runs.run(as_of, methods or None)
-    task = ix.repo.read("Task", str(summary.task))
+    task = care.beside(ix.repo).read("Task", str(summary.task))  # the run's own record: about no one person
     return FhirResponse(200, task.body, {"Content-Location": f"{ix.request.base_url}/Task/{summary.task}"})
 
 
