@@ -467,8 +467,11 @@ class SearchEngine:
                     select(ref.pk).join(resources, resources.c.pk == ref.pk)
                     .where(ref.sp.in_(keys), ref.ttype == target_type, among(ref.tid, ids, repo.postgres),
                            resources.c.type == include.source_type, resources.c.deleted.is_(False))
-                    .limit(MAX_INCLUDED)
                 )
+                reached = replace(self.context, reach=repo.reach).reached(resources, (include.source_type,))
+                if reached is not None:  # before the limit, so what is out of reach takes no place
+                    statement = statement.where(reached)
+                statement = statement.limit(MAX_INCLUDED)
                 found.extend(repo.connection.execute(statement).scalars())
             return found
         statement = select(ref.ttype, ref.tid).where(among(ref.pk, [pk for pk, _s in sources], repo.postgres),
@@ -481,11 +484,11 @@ class SearchEngine:
         for ttype, tid in targets:
             by_type.setdefault(ttype, []).append(tid)
         for ttype, ids in by_type.items():
-            rows = repo.connection.execute(
-                select(resources.c.pk).where(resources.c.type == ttype, among(resources.c.id, ids, repo.postgres),
-                                             resources.c.deleted.is_(False))
-            ).scalars()
-            found.extend(rows)
+            statement = select(resources.c.pk).where(resources.c.type == ttype,
+                                                     among(resources.c.id, ids, repo.postgres),
+                                                     resources.c.deleted.is_(False))
+            reached = replace(self.context, reach=repo.reach).reached(resources, (ttype,))
+            found.extend(repo.connection.execute(statement if reached is None else statement.where(reached)).scalars())
         return found
 
 
