@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, literal, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
@@ -241,9 +241,10 @@ class Repository:
         kinds exempt from objections see through it; so does the organisation that recorded it)."""
         if patient_id is None or self.reach is None or not self.reach.honour_objection:
             return False
-        hidden = self.services.reach.objectors(self.caller.organization)
-        return self.connection.execute(
-            select(literal(1)).where(literal(patient_id).in_(hidden))).first() is not None
+        compiled = self.reach.objection_statement(self.connection.dialect)
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(compiled.sql, compiled.arguments(patient_id))
+        return cursor.fetchone() is not None
 
     def patients_of(self, pk: int, resource_type: str, resource_id: str) -> set[str]:
         """The patients a current resource is about: itself, or those its compartment references name."""

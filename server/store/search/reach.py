@@ -64,6 +64,18 @@ class Reach:
             statement = statement.where(row.c.id.not_in(self.objectors()))
         return statement
 
+    def objection_statement(self, dialect: Any) -> CompiledRead:
+        """Whether a person (the parameter) objects so as to be hidden from this caller, compiled once."""
+        from sqlalchemy import bindparam, literal
+
+        key = ("objecting", dialect.name)
+        found = self.named.get(key)
+        if found is None:
+            asked = bindparam("reach_read_id", value="", type_=String)
+            statement = select(literal(1)).where(asked.in_(self.builder.objectors(self.caller.organization)))
+            found = self.named[key] = CompiledRead.compiled(statement, dialect)
+        return found
+
     def objectors(self) -> Select:
         if "objectors" not in self.named:
             self.named["objectors"] = self.builder.objectors(self.caller.organization).cte("reach_objectors")
@@ -327,6 +339,11 @@ class CompiledRead:
                    resources.c.id == bindparam("reach_read_id", value="", type_=String),
                    reach.clause(resources, (resource_type,)))
         )
+        return cls.compiled(statement, dialect)
+
+    @classmethod
+    def compiled(cls, statement: Any, dialect: Any) -> CompiledRead:
+        """A statement with one parameter, `reach_read_id`, compiled for a database."""
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         order = tuple(compiled.positiontup or ())
         return cls(compiled.string, dict(compiled.params), order)
