@@ -16,6 +16,13 @@ from .schema import audit_events, audit_patients, idx_reference, resources
 COLUMNS = ("recorded", "request_id", "client", "organization", "kind", "interaction", "action", "status",
            "resource_type", "resource_id", "query", "purpose", "alert", "detail")
 
+NAMED_WRITE = (
+    f"WITH a AS (INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    "RETURNING pk) INSERT INTO audit_patients (patient, audit_pk) "
+    "SELECT DISTINCT p, a.pk FROM a, unnest(CAST(? AS text[])) AS p"
+)
+"""The audit row and the people named in the record, in one statement."""
+
 
 def pg_write(compartment_keys: list[int]) -> str:
     """One statement on PostgreSQL: the audit row and its patients, sent straight to the driver (the
@@ -49,7 +56,10 @@ class AuditTrail:
         values = {name: getattr(record, name) for name in COLUMNS}
         if is_postgres(connection):
             unique = sorted(set(pks))
-            driver_query(connection, self.statement, (*values.values(), sorted(record.patients), unique, unique))
+            if unique:
+                driver_query(connection, self.statement, (*values.values(), sorted(record.patients), unique, unique))
+            else:  # a read: its people are named already
+                driver_query(connection, NAMED_WRITE, (*values.values(), sorted(record.patients)))
             return
         pk = connection.execute(insert(audit_events).returning(audit_events.c.pk), values).scalar_one()
         patients = set(record.patients) | self.patients_of_resources(connection, pks)

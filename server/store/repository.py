@@ -161,7 +161,7 @@ class Repository:
         self.reach = services.reach.reach(caller)
         self.written_pks: list[int] = []
         self.finishers: list[Callable[[], None]] = []  # run last, inside the unit's transaction
-        self.touched: list[int] = []  # keys of the resources this unit read or wrote (for the audit trail)
+        self.touched: list[int] = []  # keys of the resources this unit wrote (their people are audited)
         self.patients: set[str] = set()  # patients of deleted resources (their index rows are gone)
         self.established: set[str] = set()  # people a write brought into the caller's reach
         self.held_people: dict[str, bool] = {}
@@ -201,8 +201,7 @@ class Repository:
         stored = StoredResource(resource_type, resource_id, row.version, row.updated, row.body is None, row.body)
         if not self.version_held(row.body):
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
-        self.touched.append(row.pk)
-        self.patients.update(patient_ids_in(row.body))
+        self.note_read(resource_type, resource_id, row.body)
         if stored.deleted:
             raise gone(f"{resource_type}/{resource_id} version {version} is a deletion")
         return stored
@@ -312,8 +311,8 @@ class Repository:
             row = cursor.fetchone()
         if row is None:
             return None
-        version, updated, deleted, body, pk = row
-        self.touched.append(pk)
+        version, updated, deleted, body, _pk = row
+        self.note_read(resource_type, resource_id, body)
         return StoredResource(resource_type, resource_id, version, updated, bool(deleted), body)
 
     def fetch_many(self, pks: list[int]) -> dict[int, StoredResource]:
@@ -331,7 +330,7 @@ class Repository:
             ))
             for row in rows:
                 found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)
-                self.touched.append(row.pk)
+                self.note_read(row.type, row.id, row.body)
         return found
 
     def search(self, resource_type: str | None, params: list[tuple[str, str]], **options: Any) -> SearchResult:
@@ -393,10 +392,16 @@ class Repository:
         shown = [r for r in rows[:count] if self.version_held(r.body)]
         entries = [HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
                    for r in shown]
-        self.touched.extend(r.pk for r in shown)
         for r in shown:  # an old version may name people the current one does not
-            self.patients.update(patient_ids_in(r.body))
+            self.note_read(r.type, r.id, r.body)
         return entries, len(rows) > count
+
+    def note_read(self, resource_type: str, resource_id: str, body: str | None) -> None:
+        """Remember the people a resource read is about, for the audit record (read off its stored text)."""
+        if resource_type == "Patient":
+            self.patients.add(resource_id)
+        if body is not None and '"Patient/' in body:
+            self.patients.update(patient_ids_in(body))
 
     def version_held(self, body: str | None) -> bool:
         """Whether every person an older version names is one the caller holds now: the reach is judged on
