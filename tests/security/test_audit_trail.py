@@ -48,3 +48,15 @@ def test_requests_refused_before_the_api_are_audited(server) -> None:
                                  headers={**headers, "X-Request-ID": request_id})
         assert answer.status_code == status
         assert [r.status for r in rows(server, "request_id = :r", r=request_id)] == [status], method
+
+
+def test_a_case_status_answer_is_audited_with_its_patient(server) -> None:
+    answer = server.call("hospital", "GET", "Patient/$case-status",
+                         params={"identifier": "https://fhir.nhs.uk/Id/nhs-number|9000000017"})
+    assert answer.status_code == 200
+    pk = server.audit_rows(answer.request.headers["X-Request-ID"])[0].pk
+    engine = server.app.extensions["sharedcare"].services.database.writer
+    with engine.connect() as connection:
+        named = list(connection.execute(text("SELECT patient FROM audit_patients WHERE audit_pk = :pk"), {"pk": pk})
+                     .scalars())
+    assert named == ["pb"]

@@ -216,8 +216,11 @@ def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> Fhir
             body, matched = status.lookup(connection, care.today(), patient_id=found[0][1])
         else:
             body, matched = status.lookup(connection, care.today(), system=system, value=value)
-    if body is not None and ix.repo.objecting(patient_of(body)):
+    person = patient_of(body) if body is not None else None
+    if person is not None and ix.repo.objecting(person):
         raise suppressed(wanted)
+    if person is not None:
+        ix.repo.patients.add(person)  # the audit record names whom the answer was about
     if body is None:
         if matched > 1:
             raise bad_request(f"{matched} patients carry identifier {ix.request.param('identifier')}",
