@@ -23,7 +23,7 @@ def resolve(handler_name: str, method: str) -> Any:
         return audit_read
     if handler_name in ("search_type",):
         return audit_search
-    if method in ("GET", "HEAD") or handler_name == "search_type":
+    if method in ("GET", "HEAD"):
         raise FhirError(405, [Issue("not-supported", "AuditEvents are read by id or searched; they have no "
                                                      "history or versions")], headers={"Allow": "GET"})
     raise FhirError(405, [Issue("not-supported", "AuditEvents are written by the server only; they cannot be "
