@@ -52,6 +52,8 @@ def run_reindex(settings: Settings, batch_size: int = 500, restart: bool = False
                     # kept $case-status answers were found through the old indexes: make them again
                     connection.execute(update(case_status).values(generation=case_status.c.generation + 1,
                                                                   body=None))
+                    # so were the people each organisation holds: evaluate them again
+                    services.holdings.evaluate_all(connection)
                     break
                 pks = [row.pk for row in rows]
                 for table in INDEX_TABLES.values():

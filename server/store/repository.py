@@ -165,6 +165,7 @@ class Repository:
         self.patients: set[str] = set()  # patients of deleted resources (their index rows are gone)
         self.established: set[str] = set()  # people a write brought into the caller's reach
         self.held_people: dict[str, bool] = {}
+        self.holders: list[str] | None = None  # the holders with kept rows, read once per unit (holdings.py)
 
     # ----------------------------------------------------------------- reads
 
@@ -684,6 +685,7 @@ class Repository:
         if pending.empty():
             return
         self.pending = PendingRows()
+        holding = self.services.holdings.before_flush(self, pending)
         if pending.creates:
             self.write_creates(pending)
         if pending.stale:
@@ -692,6 +694,8 @@ class Repository:
         insert_rows(self.connection, "resource_versions", VERSION_COLUMNS, pending.versions)
         for name, rows in pending.index.items():
             insert_rows(self.connection, INDEX_TABLES[name].name, COLUMNS[name], rows)
+        if holding is not None:
+            self.services.holdings.after_flush(self, holding)
 
     def write_creates(self, pending: PendingRows) -> None:
         """Allocate keys for queued creates and turn them into resource, version and index rows."""

@@ -257,3 +257,22 @@ audit_patients = Table(
     Column("patient", Text, primary_key=True, comment="Patient id whose data the request carried"),
     Column("audit_pk", BigInteger, primary_key=True),
 )
+
+# The people each organisation holds, kept as rows so a caller's reach is one join: a holder is an access
+# policy's kind and an organisation (`gp|https://fhir.nhs.uk/Id/ods-organization-code|A81001`). Written by
+# `store/search/holdings.py` only: a holder's rows are made when a caller of it first needs them, and kept
+# up to date by every write in the same transaction.
+
+reach_holders = Table(
+    "reach_holders",
+    metadata,
+    Column("holder", Text, primary_key=True, comment="kind|organisation token"),
+    Column("day", String(10), nullable=False, comment="the day its relationships were last evaluated whole"),
+)
+
+reach_people = Table(
+    "reach_people",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("patient", Text, primary_key=True, comment="a Patient id the holder holds"),
+)

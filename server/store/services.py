@@ -23,6 +23,7 @@ from .indexer import Indexer
 from .maintenance import StatisticsKeeper
 from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
+from .search.holdings import Holdings
 from .search.reach import ReachBuilder
 
 
@@ -44,6 +45,7 @@ class StoreServices:
     policies: PolicyBook
     reach: ReachBuilder
     audit: AuditTrail
+    holdings: Holdings
     project_base: str = DEFAULT_BASE
     listeners: list[WriteListener] = field(default_factory=list)
 
@@ -74,6 +76,7 @@ class StoreServices:
             policies=policies,
             reach=reach,
             audit=AuditTrail(reach.compartment_keys(sorted(reach.compartment))),
+            holdings=Holdings(reach, database),
             project_base=project_base_uri.rstrip("/"),
         )
 
@@ -85,12 +88,19 @@ class StoreServices:
     @contextmanager
     def unit(self, caller: Caller, *, writing: bool) -> Iterator[Repository]:
         """A repository inside one database transaction: committed on success, rolled back on error."""
+        self.prepare(caller)
         with transaction(self.database, writing=writing) as connection:
             repository = Repository(connection, caller, self)
             yield repository
             repository.finish()
         if writing:
             self.statistics.committed(repository.versions_written)
+
+    def prepare(self, caller: Caller) -> None:
+        """Make the kept rows of the people the caller's organisation holds, if no process has yet today."""
+        reach = self.reach.reach(caller)
+        if reach is not None:
+            self.holdings.ensure(reach.policy, caller.organization, reach.today)
 
 
 def patient_compartment() -> dict[str, list[str]]:

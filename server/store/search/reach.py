@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, not_, or_, select, true, union
+from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, not_, or_, select, true
 
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import AccessPolicy, PolicyBook, organization_token
-from ..schema import idx_reference, resources
+from ..schema import idx_reference, reach_people, resources
 from . import predicates
+from .holdings import held_clause, holder_key
 from .parse import QueryParser
 
 if TYPE_CHECKING:
@@ -66,13 +67,13 @@ class Reach:
 
     def objection_statement(self, dialect: Any) -> CompiledRead:
         """Whether a person (the parameter) objects so as to be hidden from this caller, compiled once."""
-        from sqlalchemy import bindparam, literal
+        from sqlalchemy import bindparam
 
         key = ("objecting", dialect.name)
         found = self.named.get(key)
         if found is None:
             asked = bindparam("reach_read_id", value="", type_=String)
-            statement = select(literal(1)).where(asked.in_(self.builder.objectors(self.caller.organization)))
+            statement = self.builder.objectors(self.caller.organization, asked).limit(1)
             found = self.named[key] = CompiledRead.compiled(statement, dialect)
         return found
 
@@ -134,8 +135,8 @@ class Reach:
 
     def held(self, row: FromClause, types: tuple[str, ...] | None, reading: bool = True) -> ColumnElement[bool]:
         """The policy's half: the records of the people the organisation holds, and the shared types. Each
-        candidate is tested on its own (its patient, found through its compartment references, must match a
-        relationship), so a read costs a few index lookups however many people the organisation holds."""
+        candidate is tested on its own (its patient, found through its compartment references, must be in the
+        holder's kept rows), so a read costs two index probes however many people the organisation holds."""
         policy = self.policy
         compartment = self.builder.compartment
         if policy.whole_record:
@@ -148,42 +149,28 @@ class Reach:
         if "Patient" in record_types:
             branches.append(and_(row.c.type == "Patient", self.holds_patient(row)))
         members = [t for t in record_types if t != "Patient"]
-        if members:
-            link = idx_reference.alias()
-            person = resources.alias()
+        if members and self.policy.patients:
+            link = idx_reference.alias("member_of")
+            kept = reach_people.alias("held")
             linked = (select(link.c.pk)
-                      .select_from(link.join(person, and_(person.c.type == "Patient", person.c.id == link.c.tid)))
+                      .select_from(link.join(kept, and_(kept.c.holder == self.holder, kept.c.patient == link.c.tid)))
                       .where(link.c.pk == row.c.pk, predicates.sp_match(link, self.builder.compartment_keys(members)),
-                             link.c.ttype == "Patient", self.holds_patient(person)))
+                             link.c.ttype == "Patient"))
             branches.append(and_(type_in(row, members), linked.exists()))
         if shared_types:
             branches.append(type_in(row, shared_types))
         return or_(*branches) if branches else false()
 
+    @property
+    def holder(self) -> str:
+        """The name of the rows of the people this caller's organisation holds (`holdings.py`)."""
+        return holder_key(self.policy, self.caller.organization)
+
     def holds_patient(self, patient: FromClause) -> ColumnElement[bool]:
-        """Whether a Patient row is one of the people the organisation holds: it matches a relationship
-        whose matches are Patients, or a relationship's matches name it."""
-        tests: list[ColumnElement[bool]] = []
-        named = []
-        ref = idx_reference.c
-        for relationship in self.policy.patients if not isinstance(self.policy.patients, str) else ():
-            resource_type, params = relationship.query(self.caller.organization, self.today)
-            if not relationship.patient:
-                criteria = self.builder.criteria(resource_type, params)
-                tests.append(and_(*(predicates.build(c, patient, self.builder.context) for c in criteria)))
-                continue
-            param = self.builder.registry.get(resource_type, relationship.patient)
-            if param is None:
-                raise FhirError(500, [Issue("exception", f"The access policy names {resource_type}."
-                                                         f"{relationship.patient}, which is not a parameter")])
-            named.append(select(ref.tid).where(ref.sp == param.key, ref.ttype == "Patient",
-                                               ref.pk.in_(self.builder.matching(resource_type, params))))
-        if named:
-            if "named" not in self.named:  # one named subquery per statement (and no deep nesting on SQLite)
-                chosen = named[0] if len(named) == 1 else select(union(*named).subquery().c.tid)
-                self.named["named"] = chosen.cte("reach_named_people")
-            tests.append(patient.c.id.in_(select(self.named["named"].c[0])))
-        return or_(*tests) if tests else false()
+        """Whether a Patient row is one of the people the organisation holds (its kept rows)."""
+        if not self.policy.patients:
+            return false()
+        return held_clause(self.holder, patient.c.id)
 
     def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
         """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
@@ -229,11 +216,12 @@ class Reach:
         branches = []
         if "Patient" in self.candidate_types(types):
             branches.append(and_(row.c.type == "Patient", row.c.id.in_(hidden)))
-        if members:
-            ref = idx_reference.c
-            linked = select(ref.pk).where(predicates.sp_match(idx_reference, self.builder.compartment_keys(members)),
-                                          ref.ttype == "Patient", ref.tid.in_(hidden))
-            branches.append(row.c.pk.in_(linked))
+        if members:  # tested per row (its few compartment references), never as the objectors' whole records
+            link = idx_reference.alias("objected")
+            linked = select(link.c.pk).where(link.c.pk == row.c.pk,
+                                             predicates.sp_match(link, self.builder.compartment_keys(members)),
+                                             link.c.ttype == "Patient", link.c.tid.in_(hidden))
+            branches.append(linked.exists())
         return or_(*branches) if branches else false()
 
 
@@ -303,15 +291,17 @@ class ReachBuilder:
         return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
                                          *(predicates.build(c, source, self.context) for c in criteria))
 
-    def objectors(self, organization: str | None) -> Select:
-        """Patient ids with a standing objection, except where this organisation recorded it."""
+    def objectors(self, organization: str | None, person: Any = None) -> Select:
+        """Patient ids with a standing objection, except where this organisation recorded it (only `person`'s,
+        when given: then the statement starts from that person's references)."""
         consent = self.registry.get("Consent", "patient")
         recorded_here = self.matching("Consent", [("organization:Organization.identifier",
                                                    organization_token(organization))])
         objections = self.matching("Consent", OBJECTION)
         ref = idx_reference.c
-        return select(ref.tid.label("id")).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
-                                     ref.pk.in_(objections), ref.pk.not_in(recorded_here))
+        statement = select(ref.tid.label("id")).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
+                                                  ref.pk.in_(objections), ref.pk.not_in(recorded_here))
+        return statement if person is None else statement.where(ref.tid == person)
 
 
 @dataclass(frozen=True)

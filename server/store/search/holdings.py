@@ -1,0 +1,244 @@
+"""The people each organisation holds, kept as rows (`reach_people`), so a caller's reach is one join.
+
+An access policy names the people an organisation holds by FHIR searches (`profiles/access/<kind>.yaml`).
+Evaluated inside every query, those searches made PostgreSQL plan from the organisation's whole record;
+kept as rows they cost one index probe per candidate. A holder (a kind and an organisation) gets its rows
+the first time one of its callers needs them (and again each day when a relationship names a date), and
+every write keeps them true in its own transaction: the people named by a written resource of a type a
+relationship searches are evaluated again, and a change to a type a relationship reaches through (an
+Organization's identifier or parent) evaluates the holders of that kind whole.
+
+Concurrency on PostgreSQL: making a holder's rows takes an exclusive advisory lock that writers share
+while they keep rows, so a new holder's rows include every committed write and every later write sees
+the holder; writers lock each person they evaluate, so the last to commit evaluates last."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Connection, FromClause, Select, and_, delete, false, literal, or_, select, union
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ...fhir.outcome import FhirError, Issue
+from ...security.policy import AccessPolicy, organization_token
+from ..among import among
+from ..db import Database, advisory_locks, is_postgres, transaction
+from ..schema import idx_reference, reach_holders, reach_people, resources
+from . import predicates
+
+if TYPE_CHECKING:
+    from ..repository import PendingRows, Repository
+    from .reach import ReachBuilder
+
+HOLDERS_LOCK = 0x5EAC4_0001
+"""Advisory lock: exclusive while a holder's rows are made whole, shared by writers keeping rows."""
+
+
+def holder_key(policy: AccessPolicy, organization: str | None) -> str:
+    """The name of a holder's rows: its kind and its organisation's identifier token."""
+    return f"{policy.kind}|{organization_token(organization)}"
+
+
+def person_lock(patient_id: str) -> int:
+    """The advisory lock key of one person's rows."""
+    return 0x5EAC5_0000_0000 + zlib.crc32(patient_id.encode())
+
+
+@dataclass(frozen=True)
+class KindTriggers:
+    """What writes change the people a kind of organisation holds."""
+
+    searched: frozenset[str]  # the types its relationships search: their people are evaluated again
+    through: frozenset[str]  # the types its relationships reach through: its holders are made whole again
+    dated: bool  # a relationship names a date relative to today
+
+
+def triggers_of(policy: AccessPolicy) -> KindTriggers:
+    searched: set[str] = set()
+    through: set[str] = set()
+    dated = False
+    for relationship in () if isinstance(policy.patients, str) else policy.patients:
+        resource_type, _, query = relationship.search.partition("?")
+        searched.add(resource_type)
+        dated = dated or "{days_ago:" in query
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            for step in name.split("."):  # chain steps `param:Type`, reverse chains `_has:Type:param:...`
+                pieces = step.split(":")
+                through.update(p for p in pieces[1:] if p[:1].isupper())
+    return KindTriggers(frozenset(searched), frozenset(through - searched), dated)
+
+
+@dataclass
+class HoldingChange:
+    """What one flush of a unit changes for the holders: the people to evaluate again per kind, and the
+    kinds whose holders are made whole."""
+
+    people: dict[str, set[str]] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Holdings:
+    """Makes and keeps the holders' rows for one process."""
+
+    builder: ReachBuilder
+    database: Database
+    kinds: dict[str, KindTriggers] = field(init=False)
+    ready: set[tuple[str, str]] = field(init=False, default_factory=set)
+    guard: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.kinds = {kind: triggers_of(policy) for kind, policy in self.builder.book.policies.items()
+                      if not policy.whole_record and policy.patients}
+        self.trigger_types = frozenset().union(*(t.searched | t.through for t in self.kinds.values()))
+
+    # ------------------------------------------------------------ making rows
+
+    def ensure(self, policy: AccessPolicy, organization: str | None, today: datetime) -> None:
+        """Make a holder's rows if no process has (or, for relationships naming dates, not today)."""
+        if policy.kind not in self.kinds:
+            return
+        holder = holder_key(policy, organization)
+        day = today.date().isoformat()
+        if (holder, day) in self.ready:
+            return
+        with self.guard, transaction(self.database, writing=True) as connection:
+            advisory_locks(connection, [HOLDERS_LOCK])
+            made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == holder)).scalar()
+            if made is None or (self.kinds[policy.kind].dated and made < day):
+                self.evaluate(connection, policy, organization, today, None)
+                connection.execute(delete(reach_holders).where(reach_holders.c.holder == holder))
+                connection.execute(reach_holders.insert().values(holder=holder, day=day))
+        self.ready.add((holder, day))
+
+    def evaluate(self, connection: Connection, policy: AccessPolicy, organization: str | None, today: datetime,
+                 people: list[str] | None) -> None:
+        """Evaluate a holder's relationships again, for some people or (None) for everyone."""
+        holder = holder_key(policy, organization)
+        kept = reach_people.c
+        cleared = delete(reach_people).where(kept.holder == holder)
+        person = resources.alias("person")
+        found = select(literal(holder), person.c.id).where(
+            person.c.type == "Patient", person.c.deleted.is_(False),
+            holds_patient(self.builder, policy, organization, today, person))
+        if people is not None:
+            postgres = is_postgres(connection)
+            cleared = cleared.where(among(kept.patient, people, postgres))
+            found = found.where(among(person.c.id, people, postgres))
+        connection.execute(cleared)
+        dialect = postgresql if is_postgres(connection) else sqlite
+        connection.execute(dialect.insert(reach_people).from_select(["holder", "patient"], found)
+                           .on_conflict_do_nothing())
+
+    def evaluate_all(self, connection: Connection) -> None:
+        """Make every holder's rows whole again (after a reindex changed what the searches find)."""
+        advisory_locks(connection, [HOLDERS_LOCK])
+        today = datetime.now(UTC)
+        for holder in connection.execute(select(reach_holders.c.holder)).scalars():
+            kind, _, organization = holder.partition("|")
+            if kind in self.kinds:
+                self.evaluate(connection, self.builder.book.policy(kind), organization, today, None)
+
+    # ------------------------------------------------------------ keeping rows
+
+    def before_flush(self, repo: Repository, pending: PendingRows) -> HoldingChange | None:
+        """What a flush changes for the holders, read before the old index rows go (None: nothing)."""
+        written = {create.type for create in pending.creates} | {row[2] for row in pending.versions}
+        if not written & self.trigger_types:
+            return None
+        holders = self.holders(repo)
+        present = {holder.partition("|")[0] for holder in holders}
+        change = HoldingChange()
+        stale = set(pending.stale)
+        for kind in present & set(self.kinds):
+            triggers = self.kinds[kind]
+            if any(row[2] in triggers.through and row[0] in stale for row in pending.versions):
+                change.whole.add(kind)
+                continue
+            people: set[str] = set()
+            for create in pending.creates:
+                if create.type in triggers.searched:
+                    people.update(named_people(create.type, create.id, create.body))
+            earlier = []
+            for pk, _version, resource_type, resource_id, _updated, _method, body in pending.versions:
+                if resource_type in triggers.searched:
+                    people.update(named_people(resource_type, resource_id, body))
+                    if pk in stale:
+                        earlier.append(pk)
+            if earlier:
+                ref = idx_reference.c
+                people.update(repo.connection.execute(select(ref.tid).where(
+                    among(ref.pk, earlier, repo.postgres), ref.ttype == "Patient")).scalars())
+            if people:
+                change.people[kind] = people
+        return change if (change.people or change.whole) else None
+
+    def after_flush(self, repo: Repository, change: HoldingChange) -> None:
+        """Evaluate the changed people (or whole holders) again, now the flush's index rows are in."""
+        connection = repo.connection
+        if change.whole:
+            advisory_locks(connection, [HOLDERS_LOCK])
+        people = sorted(set().union(*change.people.values())) if change.people else []
+        if people:
+            advisory_locks(connection, sorted({person_lock(p) for p in people}))
+        today = datetime.now(UTC)
+        for holder in self.holders(repo):
+            kind, _, organization = holder.partition("|")
+            if kind in change.whole:
+                self.evaluate(connection, self.builder.book.policy(kind), organization, today, None)
+            elif kind in change.people:
+                self.evaluate(connection, self.builder.book.policy(kind), organization, today,
+                              sorted(change.people[kind]))
+
+    def holders(self, repo: Repository) -> list[str]:
+        """The holders whose rows exist, read once per unit under the shared lock (so none is made while
+        the unit keeps rows without it)."""
+        if repo.holders is None:
+            advisory_locks(repo.connection, [], shared=[HOLDERS_LOCK])
+            repo.holders = list(repo.connection.execute(select(reach_holders.c.holder)).scalars())
+        return repo.holders
+
+
+def named_people(resource_type: str, resource_id: str, body: str | None) -> set[str]:
+    """The people a version names: a Patient itself, or the Patients its text refers to."""
+    from ..repository import patient_ids_in
+
+    if resource_type == "Patient":
+        return {resource_id}
+    return patient_ids_in(body) if body else set()
+
+
+def holds_patient(builder: ReachBuilder, policy: AccessPolicy, organization: str | None, today: datetime,
+                  patient: FromClause) -> ColumnElement[bool]:
+    """Whether a Patient row is one the organisation holds by its policy's relationships, evaluated: it
+    matches a relationship whose matches are Patients, or a relationship's matches name it."""
+    tests: list[ColumnElement[bool]] = []
+    named: list[Select] = []
+    ref = idx_reference.c
+    for relationship in () if isinstance(policy.patients, str) else policy.patients:
+        resource_type, params = relationship.query(organization, today)
+        if not relationship.patient:
+            criteria = builder.criteria(resource_type, params)
+            tests.append(and_(*(predicates.build(c, patient, builder.context) for c in criteria)))
+            continue
+        param = builder.registry.get(resource_type, relationship.patient)
+        if param is None:
+            raise FhirError(500, [Issue("exception", f"The access policy names {resource_type}."
+                                                     f"{relationship.patient}, which is not a parameter")])
+        named.append(select(ref.tid).where(ref.sp == param.key, ref.ttype == "Patient",
+                                           ref.pk.in_(builder.matching(resource_type, params))))
+    if named:
+        chosen = named[0] if len(named) == 1 else select(union(*named).subquery().c.tid)
+        tests.append(patient.c.id.in_(chosen))
+    return or_(*tests) if tests else false()
+
+
+def held_clause(holder: str, patient_id: Any) -> ColumnElement[bool]:
+    """Whether the holder's rows name a person (a column or a value)."""
+    kept = reach_people.alias("held")
+    return select(kept.c.patient).where(kept.c.holder == holder, kept.c.patient == patient_id).exists()

@@ -1,0 +1,109 @@
+"""The people each organisation holds are kept as rows: every write that changes a relationship changes what
+a client already using its rows reaches, at once, in every direction (registration, moving practice, an
+organisation joining a locality, admissions made, moved and deleted, and admissions too old to count)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.security.world import NHS
+
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def stamp(days_ago: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def patient(resource_id: str, practice: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": resource_id, "identifier": [{"system": NHS, "value": "9000000025"}],
+            "name": [{"family": "Moved"}], "generalPractitioner": [{"reference": f"Organization/org-{practice}"}]}
+
+
+def admission(person: str, hospital: str, start_days_ago: int, end_days_ago: int | None = None) -> dict[str, Any]:
+    period = {"start": stamp(start_days_ago)}
+    if end_days_ago is not None:
+        period["end"] = stamp(end_days_ago)
+    return {"resourceType": "Encounter", "status": "finished" if end_days_ago is not None else "in-progress",
+            "class": {"system": ACT, "code": "IMP"}, "subject": {"reference": f"Patient/{person}"},
+            "period": period, "serviceProvider": {"reference": f"Organization/org-{hospital}"}}
+
+
+def test_a_registration_made_after_the_practice_first_read_is_reached_at_once(server) -> None:
+    assert server.call("gp", "GET", "Patient/pa").status_code == 200  # the practice's rows are made now
+    written = server.call("integration", "PUT", "Patient/pc", json=patient("pc", "A81001"))
+    assert written.status_code == 201, written.text
+    observation = {"resourceType": "Observation", "id": "obs-c", "status": "final", "code": {"text": "weight"},
+                   "subject": {"reference": "Patient/pc"}}
+    assert server.call("integration", "PUT", "Observation/obs-c", json=observation).status_code == 201
+    assert server.call("gp", "GET", "Patient/pc").status_code == 200
+    assert server.call("gp", "GET", "Observation/obs-c").status_code == 200
+
+    moved = server.call("integration", "PUT", "Patient/pc", json=patient("pc", "B82002"))
+    assert moved.status_code == 200, moved.text
+    assert server.call("gp", "GET", "Patient/pc").status_code == 404
+    assert server.call("gp", "GET", "Observation/obs-c").status_code == 404
+    found = server.call("gp", "GET", "Observation", params={"subject": "Patient/pc"}).json()
+    assert found.get("entry", []) == []
+
+    assert server.call("integration", "PUT", "Patient/pc", json=patient("pc", "A81001")).status_code == 200
+    assert server.call("gp", "GET", "Observation/obs-c").status_code == 200
+    assert server.call("integration", "DELETE", "Observation/obs-c").status_code in (200, 204)
+    assert server.call("integration", "DELETE", "Patient/pc").status_code in (200, 204)
+    assert server.call("gp", "GET", "Patient", params={"_id": "pc"}).json().get("entry", []) == []
+
+
+def test_an_organisation_joining_a_locality_brings_its_patients_to_the_locality_team(server) -> None:
+    assert server.call("case-management", "GET", "Patient/pb").status_code == 404
+    practice = server.call("integration", "GET", "Organization/org-B82002").json()
+    joined = {**practice, "partOf": {"reference": "Organization/org-L0001"}}
+    assert server.call("integration", "PUT", "Organization/org-B82002", json=joined).status_code == 200
+    assert server.call("case-management", "GET", "Patient/pb").status_code == 200
+    assert server.call("case-management", "GET", "Observation/obs-b").status_code == 200
+
+    assert server.call("integration", "PUT", "Organization/org-B82002", json=practice).status_code == 200
+    assert server.call("case-management", "GET", "Patient/pb").status_code == 404
+    assert server.call("case-management", "GET", "Observation/obs-b").status_code == 404
+
+
+def test_admissions_made_moved_deleted_and_too_old_change_what_a_hospital_holds(server) -> None:
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 404
+    old = server.call("integration", "POST", "Encounter", json=admission("pb", "RAA", 45, 35))
+    assert old.status_code == 201, old.text
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 404  # ended 35 days ago: not held
+
+    recent = server.call("integration", "POST", "Encounter", json=admission("pb", "RAA", 3))
+    assert recent.status_code == 201, recent.text
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 200
+    encounter_id = recent.json()["id"]
+
+    moved = {**recent.json(), "subject": {"reference": "Patient/pa"}}
+    assert server.call("integration", "PUT", f"Encounter/{encounter_id}", json=moved).status_code == 200
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 404
+
+    back = {**moved, "subject": {"reference": "Patient/pb"}}
+    assert server.call("integration", "PUT", f"Encounter/{encounter_id}", json=back).status_code == 200
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 200
+    assert server.call("integration", "DELETE", f"Encounter/{encounter_id}").status_code in (200, 204)
+    assert server.call("hospital", "GET", "Patient/pb").status_code == 404
+    assert server.call("integration", "DELETE", f"Encounter/{old.json()['id']}").status_code in (200, 204)
+
+
+def test_holders_rows_are_made_again_when_a_reindex_changes_what_searches_find(server) -> None:
+    """The rows are the relationships evaluated: wiping them and evaluating every holder again (what a
+    reindex does) gives back exactly the same rows."""
+    assert server.call("gp", "GET", "Patient/pa").status_code == 200
+    services = server.app.extensions["sharedcare"].services
+    engine = services.database.writer
+    with engine.connect() as connection:
+        before = sorted(connection.execute(text("SELECT holder, patient FROM reach_people")).all())
+    assert ("gp|https://fhir.nhs.uk/Id/ods-organization-code|A81001", "pa") in before
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM reach_people"))
+        services.holdings.evaluate_all(connection)
+    with engine.connect() as connection:
+        after = sorted(connection.execute(text("SELECT holder, patient FROM reach_people")).all())
+    assert after == before
