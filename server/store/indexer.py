@@ -30,6 +30,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "reference": ("pk", "sp", "ttype", "tid", "tversion"),
     "uri": ("pk", "sp", "value"),
     "composite": ("pk", "sp", "system", "code", "text", "text_system", "lo", "hi"),
+    "compartment": ("pk", "patient"),
 }
 
 
@@ -177,10 +178,12 @@ def parse_reference(literal: str) -> tuple[str, str, str | None]:
 class Indexer:
     """Extracts index rows for a resource with the compiled search parameters of its type."""
 
-    def __init__(self, registry: SearchParamRegistry, model: ElementModel, base_url: str = "") -> None:
+    def __init__(self, registry: SearchParamRegistry, model: ElementModel, base_url: str = "",
+                 compartment_keys: frozenset[int] = frozenset()) -> None:
         self.registry = registry
         self.model = model
         self.base_url = base_url.rstrip("/")
+        self.compartment_keys = compartment_keys  # reference parameters placing a resource in a compartment
         self.component_steps: dict[tuple[str, str], Callable[[Node, dict[str, Any]], list[Node]]] = {}
         self.writers: dict[str, Callable[[Rows, SearchParam, list[Node], dict[str, Any]], None]] = {
             "token": self.add_tokens,
@@ -205,6 +208,11 @@ class Indexer:
                 writer = self.writers.get(param.type)
                 if writer:
                     writer(rows, param, nodes, resource)
+        if self.compartment_keys and rows.get("reference"):
+            keys = self.compartment_keys
+            people = {tid for sp, ttype, tid, _v in rows["reference"] if ttype == "Patient" and sp in keys}
+            if people:
+                rows["compartment"] = [(patient,) for patient in sorted(people)]
         return rows
 
     def add_tokens(self, rows: Rows, param: SearchParam, nodes: list[Node], root: dict[str, Any]) -> None:

@@ -147,6 +147,18 @@ idx_composite = Table(
     Index("ix_idx_composite_pk", "pk", "sp"),
 )
 
+idx_compartment = Table(
+    "idx_compartment",
+    metadata,
+    Column("pk", BigInteger, nullable=False),
+    Column("patient", String(255), nullable=False, comment="a Patient whose compartment holds the resource"),
+    Index("ix_idx_compartment_pk", "pk", "patient"),
+    Index("ix_idx_compartment_patient", "patient", "pk"),
+)
+"""Patient compartment membership (R4's definition and profiles/access/compartment.yaml): the Patient
+references of compartment parameters, kept apart from `idx_reference` so the planner's estimates of a
+person's record are right (hundreds of rows, where a reference target in general has a few)."""
+
 INDEX_TABLES: dict[str, Table] = {
     "string": idx_string,
     "token": idx_token,
@@ -156,6 +168,7 @@ INDEX_TABLES: dict[str, Table] = {
     "reference": idx_reference,
     "uri": idx_uri,
     "composite": idx_composite,
+    "compartment": idx_compartment,
 }
 
 reindex_state = Table(

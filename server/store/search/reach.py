@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, n
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import AccessPolicy, PolicyBook, organization_token
-from ..schema import idx_reference, reach_people, resources
+from ..schema import idx_compartment, idx_reference, reach_people, resources
 from . import predicates
 from .holdings import held_clause, holder_key
 from .parse import QueryParser
@@ -150,12 +150,12 @@ class Reach:
             branches.append(and_(row.c.type == "Patient", self.holds_patient(row)))
         members = [t for t in record_types if t != "Patient"]
         if members and self.policy.patients:
-            link = idx_reference.alias("member_of")
+            member = idx_compartment.alias("member_of")
             kept = reach_people.alias("held")
-            linked = (select(link.c.pk)
-                      .select_from(link.join(kept, and_(kept.c.holder == self.holder, kept.c.patient == link.c.tid)))
-                      .where(link.c.pk == row.c.pk, predicates.sp_match(link, self.builder.compartment_keys(members)),
-                             link.c.ttype == "Patient"))
+            linked = (select(member.c.pk)
+                      .select_from(member.join(kept, and_(kept.c.holder == self.holder,
+                                                          kept.c.patient == member.c.patient)))
+                      .where(member.c.pk == row.c.pk))
             branches.append(and_(type_in(row, members), linked.exists()))
         if shared_types:
             branches.append(type_in(row, shared_types))
@@ -216,12 +216,10 @@ class Reach:
         branches = []
         if "Patient" in self.candidate_types(types):
             branches.append(and_(row.c.type == "Patient", row.c.id.in_(hidden)))
-        if members:  # tested per row (its few compartment references), never as the objectors' whole records
-            link = idx_reference.alias("objected")
-            linked = select(link.c.pk).where(link.c.pk == row.c.pk,
-                                             predicates.sp_match(link, self.builder.compartment_keys(members)),
-                                             link.c.ttype == "Patient", link.c.tid.in_(hidden))
-            branches.append(linked.exists())
+        if members:  # tested per row (its few compartment rows), never as the objectors' whole records
+            member = idx_compartment.alias("objected")
+            linked = select(member.c.pk).where(member.c.pk == row.c.pk, member.c.patient.in_(hidden))
+            branches.append(and_(type_in(row, members), linked.exists()))
         return or_(*branches) if branches else false()
 
 
