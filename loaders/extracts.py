@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mappings.rules import extract_day
+
 LABELS = {"gp": re.compile(r"^[0-9]{4}-[0-9]{2}$"), "hospital": re.compile(r"^[0-9]{4}-[0-9]{2}$"),
           "swift": re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")}
 ORG = re.compile(r"^[A-Z0-9]{3,10}$")
@@ -62,7 +64,11 @@ def check_extract(extract: Extract) -> str | None:
     if not ORG.match(extract.org):
         return (f"{extract.org!r} is not an organisation code: put the files under {extract.source}/<code>/<date>/ "
                 "or pass --org")
+    form = "YYYY-MM-DD" if extract.source == "swift" else "YYYY-MM"
     if not LABELS[extract.source].match(extract.label):
-        form = "YYYY-MM-DD" if extract.source == "swift" else "YYYY-MM"
         return f"{extract.label!r} is not an extract date ({form}): use the folder layout or pass --extract-date"
+    try:
+        extract_day(extract.label)
+    except ValueError:
+        return f"{extract.label!r} is not a real date ({form}): use the folder layout or pass --extract-date"
     return None

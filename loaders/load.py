@@ -182,7 +182,7 @@ class Loader:
                     continue
                 digest = state.skipper.digest(record.values) if state.skipper is not None else None
                 entry = state.skipper.candidate(key, digest) if state.skipper is not None and digest else None
-                if entry is not None and key:
+                if entry is not None and key and mapper.still_plausible(record.values):
                     waiting[key] = (index, record, digest, entry)
                     if len(waiting) >= CONFIRM_ROWS:
                         settle_waiting()
@@ -253,7 +253,8 @@ class Loader:
         return True, key
 
     def check(self, record: Record, index: int, mapper: FileMapper, state: FileState) -> Row | None:
-        """Row checks: the file's marshmallow schema."""
+        """Row checks: the file's marshmallow schema (column types and codes, cross-column checks, plausibility
+        rules)."""
         key = record.values.get(mapper.mapping.key) or None
         values, errors = mapper.check(record.values)
         if values is None:

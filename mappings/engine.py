@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from .rules import extract_day
 from .schemas import build_schema
 from .spec import FileMapping, ResourceSpec
 from .template import Compiler, Ctx
@@ -62,8 +63,10 @@ class FileMapper:
         blank = Ctx({}, self.env)
         compiler = Compiler(terminology, mapping.systems, mapping.path)
         self.systems = {alias: compiler.text(template)(blank) for alias, template in mapping.systems.items()}
+        label = env.get("extract_date")
+        self.as_of = extract_day(str(label)) if label else None
         self.schema = build_schema(mapping.files[0].split(".")[0].title().replace("_", ""), mapping.columns,
-                                   mapping.checks)
+                                   mapping.checks, mapping.rules, self.as_of)
         self.profiles = {spec.name: f"{base}/StructureDefinition/{spec.profile}"
                          for spec in mapping.resources if spec.profile}
         self.ref_profiles = {ref.name: f"{base}/StructureDefinition/{ref.profile}"
@@ -80,6 +83,23 @@ class FileMapper:
             messages = exc.messages if isinstance(exc.messages, dict) else {"": exc.messages}
             return None, {str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
                           for k, v in messages.items()}
+
+    def still_plausible(self, row: dict[str, str]) -> bool:
+        """Whether a row found unchanged since an earlier load still meets the rules that compare with the
+        extract date (an age grows with it); only the columns those rules read are converted."""
+        dated = self.mapping.rules.dated
+        if not dated:
+            return True
+        fields = self.schema.fields
+        values: dict[str, Any] = {}
+        for name in {column for rule in dated for column in rule.columns}:
+            text = row.get(name)
+            if text:
+                try:
+                    values[name] = fields[name].deserialize(text)
+                except ValidationError:
+                    return False
+        return not self.mapping.rules.failures(values, self.as_of, dated)
 
     def references(self, values: dict[str, Any]) -> list[tuple[RefKey, bool]]:
         """The references a row needs (those whose value is present), each with whether it is required."""

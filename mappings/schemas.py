@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from . import convert
+from .rules import Rules
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,15 @@ class CheckSpec:
 
 
 class RowSchema(Schema):
-    """Base of the generated schemas: unknown columns are ignored, cross-column checks run last."""
+    """Base of the generated schemas: unknown columns are ignored, cross-column checks and plausibility rules
+    run last, once every column has converted."""
 
     class Meta:
         unknown = EXCLUDE
 
     checks: tuple[tuple[CheckSpec, Callable[[str], Any]], ...] = ()
+    rules: Rules = Rules()
+    as_of: date | None = None  # the extract date the rules compare with
 
     @validates_schema(skip_on_field_errors=True)
     def cross_checks(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -122,9 +127,17 @@ class RowSchema(Schema):
         if errors:
             raise ValidationError(errors)
 
+    @validates_schema(skip_on_field_errors=True)
+    def plausible(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        errors = self.rules.failures(data, self.as_of)
+        if errors:
+            raise ValidationError(errors)
 
-def build_schema(name: str, columns: list[ColumnSpec], checks: list[CheckSpec]) -> Schema:
-    """A schema instance for one extract file: required columns, types, code lists, cross-column checks."""
+
+def build_schema(name: str, columns: list[ColumnSpec], checks: list[CheckSpec], rules: Rules | None = None,
+                 as_of: date | None = None) -> Schema:
+    """A schema instance for one extract file: required columns, types, code lists, cross-column checks and
+    plausibility rules (against the extract date ``as_of``)."""
     declared: dict[str, Any] = {}
     for column in columns:
         options: dict[str, Any] = {"required": column.required,
@@ -135,5 +148,7 @@ def build_schema(name: str, columns: list[ColumnSpec], checks: list[CheckSpec]) 
     compiled = tuple((check, ColumnSpec(check.column, type="string" if check.type == "required" else check.type)
                       .converter()) for check in checks)
     declared["checks"] = compiled
+    declared["rules"] = rules or Rules()
+    declared["as_of"] = as_of
     schema_class = type(f"{name}Schema", (RowSchema,), declared)
     return schema_class()

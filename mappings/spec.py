@@ -8,13 +8,14 @@ from typing import Any
 
 import yaml
 
+from .rules import Rules, parse_rules
 from .schemas import CheckSpec, ColumnSpec
 from .template import Compiler, Node, SpecError, expand_columns
 from .terminology import Terminology
 
 SOURCES = ("gp", "swift", "hospital")
 WRITE_STRATEGIES = ("upsert", "patient", "keep-unchanged", "status-history")
-FILE_KEYS = {"files", "order", "source", "title", "key", "columns", "checks", "references", "resources"}
+FILE_KEYS = {"files", "order", "source", "title", "key", "columns", "checks", "rules", "references", "resources"}
 RESOURCE_KEYS = {"name", "type", "profile", "when", "each", "as", "identity", "write", "disappear", "template"}
 COLUMN_KEYS = {"required", "type", "format", "values", "valueset", "default", "true_values", "false_values"}
 REFERENCE_KEYS = {"type", "system", "value", "required", "create", "profile", "identifier"}
@@ -70,6 +71,7 @@ class FileMapping:
     resources: list[ResourceSpec]
     systems: dict[str, str]
     order: int = 0
+    rules: Rules = field(default_factory=Rules)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -136,6 +138,7 @@ def parse(path: str, raw: Any, terminology: Terminology, systems: dict[str, str]
     if raw["key"] not in names:
         raise SpecError(f"{path}: key column {raw['key']!r} is not among the columns")
     checks = [_check(path, c, names) for c in raw.get("checks", [])]
+    rules = parse_rules(path, raw.get("rules"), {c.name: c.type for c in columns})
     compiler = Compiler(terminology, systems, path)
     references = [_reference(path, name, options, compiler, systems)
                   for name, options in (raw.get("references") or {}).items()]
@@ -146,7 +149,8 @@ def parse(path: str, raw: Any, terminology: Terminology, systems: dict[str, str]
             raise SpecError(f"{path}: two resources are named {spec.name!r}")
         seen.add(spec.name)
     return FileMapping(path, raw["source"], [str(f) for f in raw["files"]], str(raw.get("title", "")),
-                       str(raw["key"]), columns, checks, references, specs, systems, int(raw.get("order", 0)), raw)
+                       str(raw["key"]), columns, checks, references, specs, systems, int(raw.get("order", 0)),
+                       rules, raw)
 
 
 def _column(path: str, name: str, options: dict[str, Any], terminology: Terminology) -> ColumnSpec:

@@ -101,6 +101,21 @@ def test_mapping_a_new_column_needs_no_python(mappings: Mappings) -> None:
     assert "unknown code 'Moon'" in errors["Location"][0]
 
 
+def test_a_new_plausibility_rule_needs_no_python(mappings: Mappings) -> None:
+    raw = copy.deepcopy(raw_spec("swift", "events.yaml"))
+    raw["rules"].append({"column": "Event_End_Date", "not-after": ["$extract_date"]})
+    mapper = mapper_for(mappings, raw, {**ENV, "org": "E0900001", "extract_date": "2026-10-31"})
+    row = {"Event_ID": "EV1", "Person_ID": "SW1", "Event_Type": "Review", "Event_Start_Date": "08/10/2026",
+           "Event_End_Date": "31/10/2026"}
+    assert mapper.check(row)[1] == {}
+    values, errors = mapper.check({**row, "Event_End_Date": "01/11/2026"})
+    assert values is None and errors == {"Event_End_Date": ["2026-11-01 is after the extract date (2026-10-31)"]}
+    values, errors = mapper.check({**row, "Event_Start_Date": "09/11/2026", "Event_End_Date": "08/11/2026"})
+    assert errors == {"Event_Start_Date": ["2026-11-09 is after the extract date (2026-10-31)"],
+                      "Event_End_Date": ["2026-11-08 is before Event_Start_Date (2026-11-09)",
+                                         "2026-11-08 is after the extract date (2026-10-31)"]}
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda r: r["resources"][0]["template"].update({"status": {"$frobnicate": 1}}), "unknown operator $frobnicate"),
     (lambda r: r["columns"]["Team"].update({"colour": "red"}), "unknown keys ['colour']"),
@@ -110,6 +125,15 @@ def test_mapping_a_new_column_needs_no_python(mappings: Mappings) -> None:
     (lambda r: r["resources"][0]["template"].update({"class": {"$map": "no-such-map", "from": "$Team"}}),
      "no ConceptMap named 'no-such-map'"),
     (lambda r: r.update({"key": "Missing"}), "key column 'Missing'"),
+    (lambda r: r.update({"rules": [{"column": "Team", "not-after": "$extract_date"}]}),
+     "rules[0]: not-after does not apply to a string column"),
+    (lambda r: r.update({"rules": [{"column": "Event_End_Date", "not-before": "$Team"}]}),
+     "rules[0]: $Team is not a date or date-time column"),
+    (lambda r: r.update({"rules": [{"column": "Event_End_Date", "not-before": "Event_Start_Date"}]}),
+     "an operand is $column or $extract_date"),
+    (lambda r: r.update({"rules": [{"column": "Nowhere", "min": 0}]}), "rules[0]: unknown column 'Nowhere'"),
+    (lambda r: r.update({"rules": [{"column": "Event_End_Date", "after": "$Event_Start_Date"}]}),
+     "rules[0]: unknown keys ['after']"),
 ])
 def test_spec_errors_name_the_file_and_the_place(mappings: Mappings, change: Any, message: str) -> None:
     raw = copy.deepcopy(raw_spec("swift", "events.yaml"))

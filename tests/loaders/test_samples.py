@@ -18,15 +18,21 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 JEAN = "9991000003"
 ADMISSION_METHOD = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AdmissionMethod"
 PRESCRIPTION_TYPE = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-PrescriptionType"
+SAMPLE_ROWS = {"patients.csv": (6, 6), "coded_entries.csv": (15, 15), "medications.csv": (27, 27),
+               "consultations.csv": (7, 7), "clients.csv": (5, 5), "services.csv": (7, 7), "events.csv": (3, 3),
+               "admissions.csv": (10, 10), "ae_attendances.csv": (4, 4)}
 
 
 @pytest.fixture(scope="module")
 def sample_app(new_app: Callable[[], Flask], sample_dir: Path, mappings: Mappings,
                tmp_path_factory: pytest.TempPathFactory) -> Flask:
     app = new_app()
+    loaded = {}
     for report in load_all(app, sample_dir, tmp_path_factory.mktemp("rejects"), mappings):
         assert report.exit_code() == 0, report.render()
         assert all(f.rejected == 0 and f.held == 0 for f in report.files), report.render()
+        loaded.update({f.name: (f.rows, f.loaded) for f in report.files})
+    assert loaded == SAMPLE_ROWS  # every row of every file, the plausibility rules included
     return app
 
 
