@@ -238,7 +238,7 @@ def move_practice(ctx: Context, p: Person, day: int) -> None:
 def leave_area(ctx: Context, p: Person, day: int) -> None:
     p.left = day
     if p.regs and p.regs[-1].end is None:
-        p.regs[-1].end = day
+        p.regs[-1].end = max(day, p.regs[-1].start)  # a registration never ends before it starts
 
 
 def findings_at_base(ctx: Context, p: Person, age: float, ref: int) -> None:

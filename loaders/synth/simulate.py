@@ -201,5 +201,5 @@ def _die(ctx: Context, p: Person, day: int, ms: int) -> None:
     p.death = day
     p.busy_until = day
     if p.regs and p.regs[-1].end is None:
-        p.regs[-1].end = day + rng.randint(1, 21)
+        p.regs[-1].end = max(day + rng.randint(1, 21), p.regs[-1].start)  # never before it starts
     social.close_for_death(p, day)
