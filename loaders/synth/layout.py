@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ISO = "iso"  # YYYY-MM-DD
 DMY = "dmy"  # DD/MM/YYYY
@@ -25,6 +25,11 @@ class FileSpec:
     unknown: tuple[tuple[str, str], ...]  # (column, bad value) for "unknown code"
     dup_change: tuple[str, str]  # (column, new value) so a duplicate id row differs from the first
     names: bool = False  # carries people's names (may be written as Windows-1252)
+    # the implausible values (the mappings' plausibility rules): each fault falls back to a future date
+    past: tuple[tuple[str, str], ...] = ()  # (column, style) never after the extract date
+    spans: tuple[tuple[str, str, str], ...] = ()  # (start, end, style): the end never before the start
+    birth: tuple[str, str, str] | None = None  # (date of birth, date of death, style)
+    amounts: tuple[tuple[str, str | None], ...] = ()  # (column, its unit column or None): never negative
 
     def col(self, name: str) -> int:
         return self.header.index(name)
@@ -44,6 +49,9 @@ PATIENTS = FileSpec(
     unknown=(("sex", "X"), ("sex", "9")),
     dup_change=("telecom", "07700 900999"),
     names=True,
+    past=(("date_of_birth", ISO), ("registration_date", ISO)),
+    spans=(("registration_date", "deregistration_date", ISO),),
+    birth=("date_of_birth", "date_of_death", ISO),
 )
 CODED = FileSpec(
     "gp", "coded_entries.csv",
@@ -54,6 +62,8 @@ CODED = FileSpec(
     dates=(("effective_date", ISO),),
     unknown=(("code_system", "ICD9"), ("entry_type", "diagnosis")),
     dup_change=("term", "Duplicate entry"),
+    past=(("effective_date", ISO),),
+    spans=(("effective_date", "end_date", ISO),),
 )
 MEDICATIONS = FileSpec(
     "gp", "medications.csv",
@@ -64,6 +74,9 @@ MEDICATIONS = FileSpec(
     dates=(("authorised_date", ISO),),
     unknown=(("prescription_type", "stat"), ("status", "on-hold")),
     dup_change=("dosage", "Duplicate authorisation"),
+    past=(("authorised_date", ISO),),
+    spans=(("authorised_date", "end_date", ISO),),
+    amounts=(("quantity", None),),
 )
 CONSULTATIONS = FileSpec(
     "gp", "consultations.csv",
@@ -73,6 +86,7 @@ CONSULTATIONS = FileSpec(
     dates=(("date", ISO),),
     unknown=(("type", "walk-in"), ("type", "email")),
     dup_change=("clinician_gmc", "9999999"),
+    past=(("date", ISO),),
 )
 CLIENTS = FileSpec(
     "swift", "clients.csv",
@@ -84,6 +98,8 @@ CLIENTS = FileSpec(
     unknown=(("Gender", "X"), ("Gender", "Z")),
     dup_change=("Postcode", "ZZ9 9ZZ"),
     names=True,
+    past=(("Date_Of_Birth", DMY),),
+    birth=("Date_Of_Birth", "Date_Of_Death", DMY),
 )
 SERVICES = FileSpec(
     "swift", "services.csv",
@@ -95,11 +111,11 @@ SERVICES = FileSpec(
     dates=(("Service_Start_Date", DMY), ("Last_Modified", DMY_HM)),
     unknown=(("Status", "Paused"), ("Status", "Open")),
     dup_change=("Provider_Name", "Duplicate Provider Ltd"),
+    past=(("Service_Start_Date", DMY), ("Last_Modified", DMY_HM)),
+    spans=(("Service_Start_Date", "Service_End_Date", DMY),),
+    amounts=(("Planned_Units_Per_Week", "Unit_Type"), ("Weekly_Cost", None)),
 )
-SERVICES_CHANGES = FileSpec(
-    "swift", "services_changes.csv", SERVICES.header, SERVICES.id_col, None, False, SERVICES.required,
-    SERVICES.dates, SERVICES.unknown, SERVICES.dup_change,
-)
+SERVICES_CHANGES = replace(SERVICES, name="services_changes.csv")
 EVENTS = FileSpec(
     "swift", "events.csv",
     ("Event_ID", "Person_ID", "Event_Type", "Event_Start_Date", "Event_End_Date", "Event_Outcome",
@@ -109,6 +125,8 @@ EVENTS = FileSpec(
     dates=(("Event_Start_Date", DMY),),
     unknown=(("Event_Type", "Phone call"), ("Event_Type", "Visit")),
     dup_change=("Worker_Name", "Z. Duplicate"),
+    past=(("Event_Start_Date", DMY),),
+    spans=(("Event_Start_Date", "Event_End_Date", DMY),),
 )
 ADMISSIONS = FileSpec(
     "hospital", "admissions.csv",
@@ -119,6 +137,8 @@ ADMISSIONS = FileSpec(
     dates=(("ADMIDATE", ISO),),
     unknown=(("ADMIMETH", "77"), ("ADMIMETH", "2Z")),
     dup_change=("MAINSPEF", "999"),
+    past=(("ADMIDATE", ISO),),
+    spans=(("ADMIDATE", "DISDATE", ISO),),
 )
 AE = FileSpec(
     "hospital", "ae_attendances.csv",
@@ -129,6 +149,8 @@ AE = FileSpec(
     dates=(("ARRIVAL_DATETIME", ISO_HM),),
     unknown=(("DISPOSAL", "teleported"), ("DISPOSAL", "X")),
     dup_change=("CHIEF_COMPLAINT_SNOMED", "22253000"),
+    past=(("ARRIVAL_DATETIME", ISO_HM),),
+    spans=(("ARRIVAL_DATETIME", "DEPARTURE_DATETIME", ISO_HM),),
 )
 
 GP_FILES = (PATIENTS, CODED, MEDICATIONS, CONSULTATIONS)
@@ -137,4 +159,5 @@ HOSPITAL_FILES = (ADMISSIONS, AE)
 ALL_FILES = (*GP_FILES, *SWIFT_FILES, SERVICES_CHANGES, *HOSPITAL_FILES)
 
 #: the invalid-row kinds the noise injector knows, in NoiseRates field order
-INVALID_KINDS = ("bad_nhs_check_digit", "bad_date", "unknown_code", "missing_required", "duplicate_id")
+INVALID_KINDS = ("bad_nhs_check_digit", "bad_date", "unknown_code", "missing_required", "duplicate_id",
+                 "future_date", "end_before_start", "death_before_birth", "implausible_age", "bad_quantity")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from .layout import INVALID_KINDS
+
 
 @dataclass(frozen=True)
 class NoiseRates:
@@ -19,6 +21,13 @@ class NoiseRates:
     ``bad_nhs_check_digit``, ``bad_date`` (impossible date in a required date column),
     ``unknown_code`` (e.g. sex ``X``, ADMIMETH ``77``), ``missing_required`` (a required value blank),
     ``duplicate_id`` (a second row reusing the previous row's id with a different value).
+
+    Implausible rows (well formed, but the mappings' plausibility rules reject them; ``faults.py``):
+    ``future_date`` (a birth, admission, contact, service start, ... after the extract date),
+    ``end_before_start`` (a registration, medicine, service, event, spell or attendance ending before it
+    starts), ``death_before_birth``, ``implausible_age`` (over 125 years), ``bad_quantity`` (a negative
+    quantity or cost, or more planned hours, days or nights than a week holds). A kind a file cannot carry
+    is injected as a future date.
     """
 
     nhs_spaces: float = 0.01
@@ -31,6 +40,11 @@ class NoiseRates:
     unknown_code: float = 0.001
     missing_required: float = 0.001
     duplicate_id: float = 0.001
+    future_date: float = 0.0005
+    end_before_start: float = 0.0005
+    death_before_birth: float = 0.0005
+    implausible_age: float = 0.0005
+    bad_quantity: float = 0.0005
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -46,10 +60,8 @@ class NoiseRates:
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
     def invalid_total(self) -> float:
-        return (self.bad_nhs_check_digit + self.bad_date + self.unknown_code + self.missing_required
-                + self.duplicate_id)
+        return sum(self.invalid_rates())
 
-    def invalid_rates(self) -> tuple[float, float, float, float, float]:
+    def invalid_rates(self) -> tuple[float, ...]:
         """Rates in layout.INVALID_KINDS order."""
-        return (self.bad_nhs_check_digit, self.bad_date, self.unknown_code, self.missing_required,
-                self.duplicate_id)
+        return tuple(float(getattr(self, kind)) for kind in INVALID_KINDS)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import random
+from datetime import date
 from pathlib import Path
 
+from .dates import month_end, parse_month
+from .faults import PLAUSIBILITY_KINDS, spoil
 from .layout import DMY_HM, INVALID_KINDS, ISO, ISO_HM, FileSpec
 from .nhs import corrupt, spaced, spare_number
 from .noise import NoiseRates
@@ -35,6 +38,7 @@ class Sink:
         self.spec = spec
         self.org = org
         self.month = month
+        self.extract = date.fromordinal(month_end(parse_month(month)))  # the loaders' extract date
         u_enc, u_bom, u_crlf = rng.random(), rng.random(), rng.random()
         if spec.names and u_enc < noise.cp1252_files:
             self.encoding = "cp1252"
@@ -109,6 +113,8 @@ class Sink:
                 ci = spec.col(col)
                 bad[ci] = bad_date(style, row[ci], rng)
                 detail = f"{col}={bad[ci]}"
+            elif kind in PLAUSIBILITY_KINDS:
+                kind, detail = spoil(kind, spec, bad, self.extract, rng)
             elif kind == "unknown_code":
                 col, value = spec.unknown[rng.randrange(len(spec.unknown))]
                 bad[spec.col(col)] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,14 @@ from mappings import Mappings
 from .conftest import load, search, versions
 
 REASONS = {"bad_nhs_check_digit": "modulus 11", "bad_date": "date", "unknown_code": "unknown code",
-           "missing_required": "a value is required", "duplicate_id": "duplicate id"}
+           "missing_required": "a value is required", "duplicate_id": "duplicate id",
+           "future_date": "is after the extract date", "end_before_start": "is before",
+           "death_before_birth": "is before", "implausible_age": "makes an age of", "bad_quantity": "allowed"}
+PLAUSIBILITY = ("future_date", "end_before_start", "death_before_birth", "implausible_age", "bad_quantity")
 NOISE = NoiseRates(nhs_spaces=0.05, swift_blank_nhs=0.05, crlf_files=0.5, cp1252_files=1.0, utf8_bom_files=0.5,
                    bad_nhs_check_digit=0.01, bad_date=0.01, unknown_code=0.01, missing_required=0.01,
-                   duplicate_id=0.01)
+                   duplicate_id=0.01, future_date=0.01, end_before_start=0.01, death_before_birth=0.01,
+                   implausible_age=0.01, bad_quantity=0.01)
 
 
 def load_summary(app: Flask, root: Path, summary: SynthSummary, mappings: Mappings, month: str,
@@ -35,14 +40,16 @@ def load_summary(app: Flask, root: Path, summary: SynthSummary, mappings: Mappin
     return reports
 
 
-def rejected_lines(reports: list[LoadReport], root: Path) -> dict[tuple[str, int], str]:
+def rejected_lines(reports: list[LoadReport], root: Path) -> dict[tuple[str, int], tuple[str, str]]:
+    """(file, line) -> (column, reason) of every rejected row."""
     found = {}
     for report in reports:
         for file in report.files:
             if file.rejects_file:
                 with file.rejects_file.open(encoding="utf-8", newline="") as handle:
                     for row in csv.DictReader(handle):
-                        found[(Path(file.path).relative_to(root).as_posix(), int(row["line"]))] = row["reason"]
+                        found[(Path(file.path).relative_to(root).as_posix(), int(row["line"]))] = (
+                            row["column"], row["reason"])
     return found
 
 
@@ -62,7 +69,13 @@ def test_exactly_the_injected_invalid_rows_are_rejected(new_app: Callable[[], Fl
     rejected = rejected_lines(reports, root)
     assert set(rejected) == {(r.path, r.line) for r in summary.invalid}
     for row in summary.invalid:
-        assert REASONS[row.kind] in rejected[(row.path, row.line)], (row, rejected[(row.path, row.line)])
+        column, reason = rejected[(row.path, row.line)]
+        assert REASONS[row.kind] in reason, (row, reason)
+        if row.kind in PLAUSIBILITY:  # well formed, rejected by the rule on the spoiled column
+            assert row.detail.split("=")[0] in column.split(", "), (row, column, reason)
+    implausible = Counter(r.kind for r in summary.invalid if r.kind in PLAUSIBILITY)
+    assert sum(implausible.values()) == sum(1 for _c, reason in rejected.values() if any(
+        words in reason for words in ("after the extract date", "is before", "an age of", "allowed")))
     held = [f for r in reports for f in r.files if f.held]
     assert all(f.source == "hospital" for f in held)  # only people from outside the area wait for a record
     rows = sum(f.rows for r in reports for f in r.files)

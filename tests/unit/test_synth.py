@@ -176,7 +176,8 @@ def noisy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthSummary]
     out = tmp_path_factory.mktemp("noisy")
     rates = NoiseRates(nhs_spaces=0.05, swift_blank_nhs=0.05, crlf_files=0.5, cp1252_files=1.0, utf8_bom_files=0.5,
                        bad_nhs_check_digit=0.01, bad_date=0.01, unknown_code=0.01, missing_required=0.01,
-                       duplicate_id=0.01)
+                       duplicate_id=0.01, future_date=0.0, end_before_start=0.0, death_before_birth=0.0,
+                       implausible_age=0.0, bad_quantity=0.0)  # implausible rows: tests/loaders/test_synthetic.py
     return out, generate(out, patients=800, practices=3, seed=11, noise=rates)
 
 
