@@ -3,11 +3,11 @@
 The server's load ledger keeps, per row id of each extract file, a digest of the row's values and of
 everything that decides how it maps (the mapping spec, the terminology, the loader and mapping code), the
 resources the row wrote (type, id, version) and the references it resolved. On the next load a row is
-skipped - not mapped or written, and checked only against the plausibility rules that use the extract date -
-only when its digest is the same, every resource it wrote is still at that version (so nothing changed them
-since: not the API, not another load, not a snapshot end) and every reference still resolves to the same
-resource. Anything else loads the row in full, as if there
-were no ledger. Only in-process loads keep a ledger; loads over HTTP always map every row.
+skipped - not mapped or written, and checked only against the plausibility rules a later extract date may
+break (an age bound) - only when its digest is the same, every resource it wrote is still at that version
+(so nothing changed them since: not the API, not another load, not a snapshot end) and every reference still
+resolves to the same resource. Anything else loads the row in full, as if there were no ledger. Only
+in-process loads keep a ledger; loads over HTTP always map every row.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def mappings_digest(mappings: Mappings) -> str:
 def file_fingerprint(base_digest: str, mapper: FileMapper) -> bytes:
     """What decides how one file's rows map: code and terminology, the spec, and the extract's environment
     (the extract date only where the spec maps with it, so an unchanged row of next month's extract is skipped;
-    the rules that compare with it are checked again on each row the ledger skips, ``still_plausible``)."""
+    the rules a later extract date may break are checked again on each row the ledger skips:
+    ``FileMapper.still_plausible``)."""
     raw = mapper.mapping.raw
     spec = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS, default=str)
     maps = orjson.dumps({k: v for k, v in raw.items() if k != "rules"}, option=orjson.OPT_SORT_KEYS, default=str)

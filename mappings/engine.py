@@ -67,6 +67,10 @@ class FileMapper:
         self.as_of = extract_day(str(label)) if label else None
         self.schema = build_schema(mapping.files[0].split(".")[0].title().replace("_", ""), mapping.columns,
                                    mapping.checks, mapping.rules, self.as_of)
+        self.recheck_rules = mapping.rules.tightening
+        converters = {column.name: column.converter() for column in mapping.columns}
+        self.recheck_columns = [(name, converters[name])
+                              for name in sorted({c for rule in self.recheck_rules for c in rule.columns})]
         self.profiles = {spec.name: f"{base}/StructureDefinition/{spec.profile}"
                          for spec in mapping.resources if spec.profile}
         self.ref_profiles = {ref.name: f"{base}/StructureDefinition/{ref.profile}"
@@ -85,21 +89,17 @@ class FileMapper:
                           for k, v in messages.items()}
 
     def still_plausible(self, row: dict[str, str]) -> bool:
-        """Whether a row found unchanged since an earlier load still meets the rules that compare with the
+        """Whether a row found unchanged since an earlier extract still meets the rules that may fail at a later
         extract date (an age grows with it); only the columns those rules read are converted."""
-        dated = self.mapping.rules.dated
-        if not dated:
-            return True
-        fields = self.schema.fields
         values: dict[str, Any] = {}
-        for name in {column for rule in dated for column in rule.columns}:
+        for name, conversion in self.recheck_columns:
             text = row.get(name)
             if text:
                 try:
-                    values[name] = fields[name].deserialize(text)
-                except ValidationError:
+                    values[name] = conversion(text)
+                except ValueError:
                     return False
-        return not self.mapping.rules.failures(values, self.as_of, dated)
+        return all(rule.failure(values, self.as_of) is None for rule in self.recheck_rules)
 
     def references(self, values: dict[str, Any]) -> list[tuple[RefKey, bool]]:
         """The references a row needs (those whose value is present), each with whether it is required."""

@@ -70,6 +70,7 @@ class Operand:
 
     @property
     def dated(self) -> bool:
+        """Whether the extract date is among the names."""
         return EXTRACT_DATE in self.names
 
 
@@ -94,9 +95,10 @@ class Rule:
         return names | ({n for n in self.operand.names if n != EXTRACT_DATE} if self.operand else set())
 
     @property
-    def dated(self) -> bool:
-        """Whether the outcome depends on the extract date."""
-        return self.operand is not None and self.operand.dated
+    def tightens(self) -> bool:
+        """Whether a row that met the rule at one extract date may fail it at a later one: an age grows with
+        the extract date, while a date not after last month's extract date is not after this month's."""
+        return self.test == "age-at-most" and self.operand is not None and self.operand.dated
 
     def failure(self, values: dict[str, Any], as_of: date | None) -> str | None:
         """Why the row breaks this rule, or None when it does not (or the rule does not apply)."""
@@ -146,14 +148,14 @@ class Rules:
     rules: tuple[Rule, ...] = ()
 
     @property
-    def dated(self) -> tuple[Rule, ...]:
-        return tuple(rule for rule in self.rules if rule.dated)
+    def tightening(self) -> tuple[Rule, ...]:
+        """The rules a row unchanged since an earlier extract must be checked against again."""
+        return tuple(rule for rule in self.rules if rule.tightens)
 
-    def failures(self, values: dict[str, Any], as_of: date | None,
-                 rules: tuple[Rule, ...] | None = None) -> dict[str, list[str]]:
+    def failures(self, values: dict[str, Any], as_of: date | None) -> dict[str, list[str]]:
         """{column: [reasons]} for every rule the converted row breaks."""
         errors: dict[str, list[str]] = {}
-        for rule in self.rules if rules is None else rules:
+        for rule in self.rules:
             reason = rule.failure(values, as_of)
             if reason is not None:
                 errors.setdefault(rule.column, []).append(reason)
