@@ -70,7 +70,7 @@ class FileMapper:
         self.recheck_rules = mapping.rules.tightening
         converters = {column.name: column.converter() for column in mapping.columns}
         self.recheck_columns = [(name, converters[name])
-                              for name in sorted({c for rule in self.recheck_rules for c in rule.columns})]
+                                for name in sorted({c for rule in self.recheck_rules for c in rule.columns})]
         self.profiles = {spec.name: f"{base}/StructureDefinition/{spec.profile}"
                          for spec in mapping.resources if spec.profile}
         self.ref_profiles = {ref.name: f"{base}/StructureDefinition/{ref.profile}"
