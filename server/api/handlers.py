@@ -69,6 +69,11 @@ def write_response(ix: Interaction, result: WriteResult) -> FhirResponse:
 
 
 def create(ix: Interaction) -> FhirResponse:
+    if ix.request.query_params():
+        names = ", ".join(dict.fromkeys(name for name, _ in ix.request.query_params()))
+        raise bad_request(f"A create takes no search parameters in its URL (got {names}): a conditional create "
+                          "sends its criteria in the If-None-Exist header (in a Bundle, request.ifNoneExist)",
+                          code="not-supported")
     body = ix.request.require_body()
     result = ix.repo.create(body, resource_type=ix.type, if_none_exist=ix.request.if_none_exist,
                             assigned_id=ix.vars.get("assigned_id"))
@@ -97,11 +102,11 @@ def patch(ix: Interaction) -> FhirResponse:
 
 
 def conditional_patch(ix: Interaction) -> FhirResponse:
-    matches = ix.repo.find(ix.type, criteria_of(ix), what="conditional patch")
+    criteria, matches = ix.repo.locked_matches(ix.type, criteria_of(ix), "Conditional patch")
     if len(matches) != 1:
         raise FhirError(412 if matches else 404, [Issue(
             "multiple-matches" if matches else "not-found",
-            f"Conditional patch matched {len(matches)} {ix.type} resources; it needs exactly one")])
+            f"Conditional patch matched {len(matches)} resources ({criteria}); it needs exactly one")])
     result = ix.repo.patch(ix.type, matches[0][1], patcher_of(ix), if_match=ix.request.if_match)
     return write_response(ix, result)
 
@@ -138,10 +143,9 @@ def delete_response(ix: Interaction, results: list[WriteResult]) -> FhirResponse
 
 
 def criteria_of(ix: Interaction) -> str:
-    params = ix.request.query_params()
-    if not params:
-        raise bad_request(f"A conditional {ix.request.method} on {ix.type} needs search parameters")
-    return urlencode(params)
+    """The criteria of a conditional update, patch or delete as a query string (the repository puts them
+    in canonical form, and refuses them when no parameter has a value)."""
+    return urlencode(ix.request.query_params())
 
 
 # ---------------------------------------------------------------------- search
