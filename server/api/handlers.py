@@ -134,7 +134,9 @@ def conditional_delete(ix: Interaction) -> FhirResponse:
 
 
 def delete_response(ix: Interaction, results: list[WriteResult]) -> FhirResponse:
-    stored = results[0].stored if results else None
+    """The answer to a delete: the deletion's ETag only when exactly one resource was deleted (a
+    conditional delete of several has no single version to name)."""
+    stored = results[0].stored if len(results) == 1 else None
     headers = version_headers(stored) if stored is not None and stored.version else {}
     if ix.request.prefer_return == "minimal":
         return FhirResponse(204, None, headers, stored)
@@ -250,7 +252,7 @@ def history(ix: Interaction, resource_type: str | None, resource_id: str | None,
     count = bounded_int(request.param("_count"), "_count", DEFAULT_HISTORY_COUNT, MAX_HISTORY_COUNT)
     offset = bounded_int(request.param("_offset"), "_offset", 0, 10**7)
     snapshot = bounded_int(request.param("_snapshot"), "_snapshot", now_us(), 2**62)
-    entries, more = ix.repo.history(resource_type, resource_id, since=since, at=at, count=count, offset=offset,
+    entries, more, total = ix.repo.history(resource_type, resource_id, since=since, at=at, count=count, offset=offset,
                                     snapshot=snapshot)
     fixed: list[tuple[str, str]] = []
     if request.param("_since"):
@@ -274,7 +276,11 @@ def history(ix: Interaction, resource_type: str | None, resource_id: str | None,
             "response": {"status": status, "etag": stored.etag, "lastModified": instant_of(stored)},
         }
         texts.append(entry_text(request.base_url, stored, stored.body, extra))
-    return FhirResponse(200, bundle_text({"type": "history", "link": links}, texts))
+    fields: dict[str, Any] = {"type": "history"}
+    if total is not None:
+        fields["total"] = total
+    fields["link"] = links
+    return FhirResponse(200, bundle_text(fields, texts))
 
 
 def instant_of(stored: StoredResource) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
@@ -375,8 +375,10 @@ class Repository:
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: int | None = None,
                 at: tuple[int, int] | None = None, count: int = 50, offset: int = 0,
-                snapshot: int | None = None) -> tuple[list[HistoryEntry], bool]:
-        """Versions newest first, for an instance, a type or the whole system; and whether more follow."""
+                snapshot: int | None = None) -> tuple[list[HistoryEntry], bool, int | None]:
+        """Versions newest first, for an instance, a type or the whole system; whether more follow; and the
+        total when it is exact and cheap: a page that holds everything, or a count over the versions index
+        at instance level, and at type level for a caller who reaches every resource (None otherwise)."""
         level = "history-instance" if resource_id is not None else "history-type" if resource_type else "history-system"
         if resource_type is not None:
             authorize(self.caller, level, resource_type, self.policy, self.in_record(resource_type))
@@ -407,14 +409,21 @@ class Repository:
             superseded = select(later.c.pk).where(
                 later.c.pk == v.pk, later.c.version == v.version + 1, later.c.updated <= at[0])
             statement = statement.where(v.updated <= at[1], ~superseded.exists())
-        statement = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
-        rows = self.connection.execute(statement.limit(count + 1).offset(offset)).all()
+        ordered = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
+        rows = self.connection.execute(ordered.limit(count + 1).offset(offset)).all()
         shown = [r for r in rows[:count] if self.version_held(r.body)]
         entries = [HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
                    for r in shown]
         for r in shown:  # an old version may name people the current one does not
             self.note_read(r.type, r.id, r.body)
-        return entries, len(rows) > count
+        more = len(rows) > count
+        total = None
+        if offset == 0 and not more:
+            total = len(shown)
+        elif (resource_id is not None or (resource_type is not None and self.reach is None)) \
+                and (self.reach is None or self.policy.whole_record):  # no version is left out per row
+            total = self.connection.execute(statement.with_only_columns(func.count()).order_by(None)).scalar_one()
+        return entries, more, total
 
     def note_read(self, resource_type: str, resource_id: str, body: str | None) -> None:
         """Remember the people a resource read is about, for the audit record (read off its stored text)."""
