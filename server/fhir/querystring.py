@@ -24,7 +24,7 @@ def check_encoding(text: str, where: str, expression: str | None = None) -> None
         try:
             unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise bad_request(f"{where}: the percent-escapes do not decode to UTF-8 text", located,
+            raise bad_request(f"{where}: broken percent-encoding (the escapes do not decode to UTF-8 text)", located,
                               code="value") from exc
 
 
