@@ -17,7 +17,7 @@ from ..fhir.outcome import FhirError, Issue, bad_request, information
 from ..fhir.patch import JSON_PATCH_TYPES
 from ..fhir.querystring import parse_query
 from ..fhir.references import BUNDLE_URNS, element_path
-from ..store.integrity import IntegrityError
+from ..store.integrity import IntegrityRefusal
 from ..store.search.criteria import Criteria
 from .model import FhirRequest, FhirResponse
 from .render import dumps
@@ -165,7 +165,7 @@ class BundleProcessor:
         wrote (or deleted) the resource it is about."""
         try:
             repo.check_references()
-        except IntegrityError as exc:
+        except IntegrityRefusal as exc:
             found = next((entry for entry in entries if (stored := responses[entry.index].stored) is not None
                           and (stored.type, stored.id) == exc.source), None)
             raise self.locate(exc, found) from None

@@ -34,7 +34,7 @@ def integrity_modes(text: str) -> frozenset[str]:
     return frozenset(items)
 
 
-class IntegrityError(FhirError):
+class IntegrityRefusal(FhirError):
     """A unit of work refused for its references; `source` is the resource whose write or delete it was."""
 
     source: Target
@@ -107,7 +107,7 @@ class ReferenceLedger:
                                      lambda value, t=target: local_target(value, self.base_url) == t)
                 issues.append(Issue("not-found", f"{source[0]}/{source[1]}: {where} refers to {shown}, which "
                                                  "does not exist on this server", (where,)))
-        raise IntegrityError(400, issues, first_source or ("", ""))
+        raise IntegrityRefusal(400, issues, first_source or ("", ""))
 
     def check_referrers(self, repo: Repository, deleted: set[Target]) -> None:
         ref = idx_reference.c
@@ -129,7 +129,7 @@ class ReferenceLedger:
         shown = "/".join(target)
         listed = ", ".join(named) if named else "none this client may see"
         more = " (and resources outside this client's reach)" if len(visible) < len(rows) and named else ""
-        raise IntegrityError(409, [Issue(
+        raise IntegrityRefusal(409, [Issue(
             "conflict", f"{shown} cannot be deleted: other resources refer to it ({listed}{more}); "
                         "delete or change them first")], target)
 
