@@ -43,9 +43,11 @@ def observation(subject: str, **extra) -> dict:
 @pytest.fixture(scope="module")
 def configured(settings: Settings) -> Iterator[dict[str, Flask]]:
     """Apps on the session's database with other settings: each REFERENTIAL_INTEGRITY value, and BASE_URL."""
-    apps = {value: create_app(Settings.from_env({}, database_url=settings.database_url, referential_integrity=value))
-            for value in ("write", "delete", "off")}
-    apps["base"] = create_app(Settings.from_env({}, database_url=settings.database_url, base_url=BASE))
+    def made(**options: str) -> Flask:  # one pooled connection each: PostgreSQL's connection slots are shared
+        return create_app(Settings.from_env({}, database_url=settings.database_url, pool_size=1, **options))
+
+    apps = {value: made(referential_integrity=value) for value in ("write", "delete", "off")}
+    apps["base"] = made(base_url=BASE)
     for made in apps.values():
         authenticate_app(made)
     yield apps
