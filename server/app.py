@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql,
                                 synchronous_reads=settings.audit_reads_sync)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
-                                   settings.mandatory_profiles, settings.access_policy_dir or None)
+                                   settings.mandatory_profiles, settings.access_policy_dir or None,
+                                   settings.referential_integrity)
     install_care(services)  # case management: its write listener (incidence) and operations
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)

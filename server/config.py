@@ -27,6 +27,7 @@ class Settings:
     jwks_ca_bundle: str = ""
     access_policy_dir: str = ""
     audit_reads_sync: bool = False
+    referential_integrity: str = "write,delete"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -45,5 +46,6 @@ class Settings:
             jwks_ca_bundle=env.get("JWKS_CA_BUNDLE", ""),
             access_policy_dir=env.get("ACCESS_POLICY_DIR", ""),
             audit_reads_sync=env.get("AUDIT_READS_SYNC", "") in ("1", "true", "yes"),
+            referential_integrity=env.get("REFERENTIAL_INTEGRITY", "write,delete"),
         )
         return replace(settings, **overrides)

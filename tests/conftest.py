@@ -6,6 +6,8 @@ Every app gets a registered test client (kind integration, scope system/*.cruds)
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from server.app import create_app
 from server.config import Settings
 from server.store.conformance import install_bundled
 from server.store.migrate import upgrade
-from tests.auth import authenticate_app, session_for
+from tests.auth import ClientKey, authenticate_app, register_client, session_for
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", PROJECT.parent / "shared"))
@@ -60,6 +62,26 @@ def create_database(tmp_dir: Path) -> tuple[str, object]:
 
     upgrade(url)
     return url, drop
+
+
+def database_with_client(tmp_dir: Path) -> tuple[str, Callable[[], None], ClientKey]:
+    """A fresh database with a registered test client (kind integration), for tests that run server processes
+    of their own on it; returns its URL, the function that drops it and the client."""
+    url, drop = create_database(tmp_dir)
+    application = create_app(Settings.from_env({}, database_url=url))
+    client = register_client(application)
+    application.extensions["sharedcare"].services.database.dispose()
+    return url, drop, client  # type: ignore[return-value]
+
+
+def start_gunicorn(database_url: str, port: int, **environment: str) -> subprocess.Popen:
+    """The production server (gunicorn with the project's configuration) in a session of its own, so that
+    `os.killpg` reaches its master and workers; `environment` adds settings (WEB_CONCURRENCY, WORKER_CLASS...)."""
+    settings = {**os.environ, "DATABASE_URL": database_url, "BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "warning",
+                **environment}
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "server.app:create_app()"],
+                            cwd=PROJECT, env=settings, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="session")

@@ -415,7 +415,7 @@ def care_record(extracts: Path) -> list[Json]:
         if nhs:
             identifiers.insert(0, {"system": NHS, "value": nhs})
         out.append(profiled("SCR-Patient", {
-            "resourceType": "Patient", "identifier": identifiers,
+            "resourceType": "Patient", "id": f"swift-{row['Person_ID']}", "identifier": identifiers,
             "name": [{"family": row["Family_Name"], "given": [row["Given_Name"]]}],
             "gender": row["Gender"].lower(), "birthDate": uk_date(row["Date_Of_Birth"])}))
         if row["Accommodation_Status"]:
@@ -523,3 +523,28 @@ def care_record(extracts: Path) -> list[Json]:
 
 def all_valid() -> list[tuple[str, Json]]:
     return [(name, copy.deepcopy(resource)) for name, resource in examples().items()] + more_examples()
+
+
+def referenced_examples() -> list[Json]:
+    """What the profile examples refer to (Patient/jean, Practitioner/matron, Encounter/s7001...), each the
+    example of its type under the referenced id, so that the examples can be stored where references
+    must resolve. They refer only to each other: a transaction of PUTs stores them all at once."""
+    found = examples()
+    by_type: dict[str, Json] = {}
+    for resource in found.values():
+        by_type.setdefault(resource["resourceType"], resource)
+    targets = sorted({value for resource in found.values() for value in reference_strings(resource)})
+    out = []
+    for target in targets:
+        resource_type, resource_id = target.split("/")
+        out.append({**copy.deepcopy(by_type[resource_type]), "id": resource_id})
+    return out
+
+
+def reference_strings(resource: Any) -> list[str]:
+    if isinstance(resource, dict):
+        own = [resource["reference"]] if isinstance(resource.get("reference"), str) else []
+        return own + [found for value in resource.values() for found in reference_strings(value)]
+    if isinstance(resource, list):
+        return [found for value in resource for found in reference_strings(value)]
+    return []

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from typing import Any
+
+import requests
 
 FHIR_JSON = "application/fhir+json"
 
@@ -39,3 +43,22 @@ def patient(nhs_number: str | None = None, **extra: Any) -> dict[str, Any]:
     }
     resource.update(extra)
     return resource
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    """Wait until `url` answers 200 (a server process coming up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")

@@ -8,13 +8,17 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
 from ..fhir.dates import format_instant
 from ..fhir.outcome import FhirError, Issue, bad_request, information
 from ..fhir.patch import JSON_PATCH_TYPES
+from ..fhir.querystring import parse_query
+from ..fhir.references import BUNDLE_URNS, element_path
+from ..store.integrity import IntegrityRefusal
+from ..store.search.criteria import Criteria
 from .model import FhirRequest, FhirResponse
 from .render import dumps
 
@@ -44,6 +48,7 @@ class Entry:
     assigned: str | None = None
     existing: FhirResponse | None = None
     matches: list[tuple[int, str]] | None = None
+    criteria: Criteria | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -115,6 +120,7 @@ class BundleProcessor:
                     self.resolve_references(entry, repo, {}, {})
                     response = self.dispatch(entry, outer, repo)
                     repo.check_written()
+                    repo.check_references()
                 except BaseException:
                     repo.discard_pending()
                     raise
@@ -135,6 +141,8 @@ class BundleProcessor:
         for entry in ordered:
             if entry.method == "DELETE":
                 responses[entry.index] = self.located(entry, lambda e=entry: self.dispatch(e, outer, repo))
+        for entry in ordered:
+            self.located(entry, lambda e=entry: self.condition_of(e, repo))
         self.resolve_conditions(ordered, repo)
         for entry in ordered:
             self.located(entry, lambda e=entry: self.assign_identity(e, repo, identities))
@@ -149,7 +157,18 @@ class BundleProcessor:
                 responses[entry.index] = entry.existing
                 continue
             responses[entry.index] = self.located(entry, lambda e=entry: self.dispatch(e, outer, repo))
+        self.check_references(entries, responses, repo)
         return [responses[entry.index] for entry in entries]
+
+    def check_references(self, entries: list[Entry], responses: dict[int, FhirResponse], repo: Repository) -> None:
+        """Referential integrity of the whole transaction at once, a refusal located at the entry that
+        wrote (or deleted) the resource it is about."""
+        try:
+            repo.check_references()
+        except IntegrityRefusal as exc:
+            found = next((entry for entry in entries if (stored := responses[entry.index].stored) is not None
+                          and (stored.type, stored.id) == exc.source), None)
+            raise self.locate(exc, found) from None
 
     def located(self, entry: Entry, step: Any) -> Any:
         try:
@@ -158,22 +177,26 @@ class BundleProcessor:
             raise self.locate(exc, entry) from None
 
     @staticmethod
+    def condition_of(entry: Entry, repo: Repository) -> None:
+        """The canonical criteria of a conditional create (`ifNoneExist`) or update (url query) entry."""
+        path, _, query = entry.url.partition("?")
+        if_none_exist = entry.request.get("ifNoneExist")
+        if entry.method == "POST" and isinstance(if_none_exist, str) and if_none_exist.strip():
+            entry.criteria = repo.criteria(path.strip("/"), if_none_exist, "ifNoneExist",
+                                           f"{entry.where}.request.ifNoneExist")
+        elif entry.method == "PUT" and "?" in entry.url:
+            entry.criteria = repo.criteria(path.strip("/"), query, "Conditional update", f"{entry.where}.request.url")
+
+    @staticmethod
     def resolve_conditions(entries: list[Entry], repo: Repository) -> None:
         """Lock every condition of the transaction up front and look identifier conditions up together."""
-        conditions: dict[int, tuple[str, str]] = {}
-        for entry in entries:
-            path, _, query = entry.url.partition("?")
-            if entry.method == "POST" and entry.request.get("ifNoneExist"):
-                conditions[entry.index] = (path.strip("/"), str(entry.request["ifNoneExist"]).lstrip("?"))
-            elif entry.method == "PUT" and query:
-                conditions[entry.index] = (path.strip("/"), query)
+        conditions = sorted({entry.criteria for entry in entries if entry.criteria is not None}, key=str)
         if not conditions:
             return
-        found = repo.resolve_conditions(list(conditions.values()))
+        found = repo.resolve_conditions(conditions)
         for entry in entries:
-            condition = conditions.get(entry.index)
-            if condition is not None and condition in found:
-                entry.matches = found[condition]
+            if entry.criteria is not None and entry.criteria in found:
+                entry.matches = found[entry.criteria]
 
     @staticmethod
     def check_duplicates(entries: list[Entry]) -> None:
@@ -187,27 +210,25 @@ class BundleProcessor:
 
     def assign_identity(self, entry: Entry, repo: Repository, identities: dict[str, str]) -> None:
         """Decide which resource each POST/PUT entry is, before any reference is rewritten."""
-        path, _, query = entry.url.partition("?")
+        path = entry.url.partition("?")[0]
+        condition = None if entry.criteria is None else str(entry.criteria)
         if entry.method == "POST":
             resource_type = path.strip("/")
-            if_none_exist = entry.request.get("ifNoneExist")
-            if if_none_exist:
-                match = self.existing_match(entry, repo, resource_type, if_none_exist.lstrip("?"))
+            if entry.criteria is not None:
+                match = self.existing_match(entry, repo, entry.criteria)
                 if match is not None:
                     entry.existing = FhirResponse(200, match.body, {}, match)
-                    self.remember(entry, identities, f"{resource_type}/{match.id}",
-                                  f"{resource_type}?{if_none_exist.lstrip('?')}")
+                    self.remember(entry, identities, f"{resource_type}/{match.id}", condition)
                     return
             entry.assigned = str(uuid.uuid4())
-            condition = f"{resource_type}?{if_none_exist.lstrip('?')}" if if_none_exist else None
             self.remember(entry, identities, f"{resource_type}/{entry.assigned}", condition)
         elif entry.method == "PUT":
-            if query:
+            if entry.criteria is not None:
                 matches = entry.matches if entry.matches is not None else repo.find(
-                    path, query, what="conditional update")
+                    path, entry.criteria, what="Conditional update")
                 if len(matches) > 1:
-                    raise FhirError(412, [Issue("multiple-matches",
-                                                f"Conditional update matched {len(matches)} {path} resources")])
+                    raise FhirError(412, [Issue("multiple-matches", f"Conditional update matched {len(matches)} "
+                                                                    f"resources: {entry.criteria}")])
                 body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
                 found = matches[0][1] if matches else (body_id or str(uuid.uuid4()))
                 if not matches and not body_id:
@@ -215,20 +236,19 @@ class BundleProcessor:
                 entry.url = f"{path}/{found}"
                 if isinstance(entry.resource, dict):
                     entry.resource = {**entry.resource, "id": found}
-                self.remember(entry, identities, entry.url, f"{path}?{query}")
+                self.remember(entry, identities, entry.url, condition)
             else:
                 self.remember(entry, identities, path)
 
     @staticmethod
-    def existing_match(entry: Entry, repo: Repository, resource_type: str, query: str) -> Any:
+    def existing_match(entry: Entry, repo: Repository, criteria: Criteria) -> Any:
         """The resource an ifNoneExist condition matches (None when nothing does; 412 for several)."""
         if entry.matches is None:
-            return repo.conditional_match(resource_type, query, "ifNoneExist")
+            return repo.conditional_match(criteria.resource_type, criteria, "ifNoneExist")
         if len(entry.matches) > 1:
-            count = len(entry.matches)
             raise FhirError(412, [Issue("multiple-matches",
-                                        f"ifNoneExist matched {count} {resource_type} resources: {query}")])
-        return repo.fetch_current(resource_type, entry.matches[0][1]) if entry.matches else None
+                                        f"ifNoneExist matched {len(entry.matches)} resources: {criteria}")])
+        return repo.fetch_current(criteria.resource_type, entry.matches[0][1]) if entry.matches else None
 
     @staticmethod
     def remember(entry: Entry, identities: dict[str, str], reference: str, condition: str | None = None) -> None:
@@ -241,10 +261,12 @@ class BundleProcessor:
 
     def resolve_references(self, entry: Entry, repo: Repository, identities: dict[str, str],
                            cache: dict[str, str]) -> None:
-        """In one walk of the entry's resource: fullUrls to their resolved references, and
-        conditional references (`Type?criteria`) to the one resource they match (else 412)."""
+        """In one walk of the entry's resource: fullUrls to their resolved references, conditional
+        references (`Type?criteria`) to the one resource they match (else 412), and a `urn:uuid:` or
+        `urn:oid:` reference that no entry of the Bundle carries as its fullUrl refused (400)."""
         if entry.resource is None:
             return
+        dangling: str | None = None
         stack: list[Any] = [entry.resource]
         while stack:
             node = stack.pop()
@@ -253,18 +275,33 @@ class BundleProcessor:
                 if isinstance(item, str):
                     if item in identities:
                         node[key] = identities[item]
-                    elif key == "reference" and "?" in item and not item.startswith("#"):
-                        node[key] = self.conditional_reference(item, repo, cache, entry)
+                    elif key != "reference" or item.startswith("#"):
+                        continue
+                    elif "?" in item:
+                        node[key] = self.conditional_reference(item, repo, identities, cache, entry)
+                    elif item.startswith(BUNDLE_URNS) and dangling is None:
+                        dangling = item
                 elif isinstance(item, (dict, list)):
                     stack.append(item)
+        if dangling is not None and not is_bundle(entry.resource):
+            where = element_path(entry.resource, f"{entry.where}.resource", lambda value: value == dangling)
+            raise bad_request(f"{where} refers to {dangling}, which is the fullUrl of no entry in this Bundle",
+                              where, code="not-found")
 
-    def conditional_reference(self, reference: str, repo: Repository, cache: dict[str, str], entry: Entry) -> str:
+    def conditional_reference(self, reference: str, repo: Repository, identities: dict[str, str],
+                              cache: dict[str, str], entry: Entry) -> str:
+        """The one resource a conditional reference matches: an entry of this transaction with the same
+        criteria, however spelled, or else exactly one stored resource (412 for none or several)."""
         if reference in cache:
             return cache[reference]
         resource_type, _, query = self.relative(reference).partition("?")
         if resource_type not in self.api.services.types.supported:
             raise bad_request(f"Conditional reference {reference!r} names an unknown type", entry.where)
-        matches = repo.find(resource_type, query, what=f"Conditional reference {reference}")
+        criteria = repo.criteria(resource_type, query, f"Conditional reference {reference}", entry.where)
+        if str(criteria) in identities:
+            cache[reference] = identities[str(criteria)]
+            return cache[reference]
+        matches = repo.find(resource_type, criteria, what=f"Conditional reference {reference}")
         if len(matches) != 1:
             raise FhirError(412, [Issue(
                 "multiple-matches" if matches else "not-found",
@@ -284,7 +321,7 @@ class BundleProcessor:
         request = FhirRequest(
             method=entry.method,
             path=path,
-            params=parse_qsl(query, keep_blank_values=True),
+            params=parse_query(query, "request.url", f"{entry.where}.request.url"),
             body=body,
             content_type=content_type,
             if_match=entry.request.get("ifMatch"),
@@ -355,3 +392,7 @@ def patch_body(entry: Entry) -> tuple[Any, str]:
                       entry.where)
 
 
+def is_bundle(resource: Any) -> bool:
+    """Whether an entry's resource is itself a Bundle (a document or collection, whose references
+    resolve among its own entries)."""
+    return isinstance(resource, dict) and resource.get("resourceType") == "Bundle"

@@ -69,6 +69,11 @@ def write_response(ix: Interaction, result: WriteResult) -> FhirResponse:
 
 
 def create(ix: Interaction) -> FhirResponse:
+    if ix.request.query_params():
+        names = ", ".join(dict.fromkeys(name for name, _ in ix.request.query_params()))
+        raise bad_request(f"A create takes no search parameters in its URL (got {names}): a conditional create "
+                          "sends its criteria in the If-None-Exist header (in a Bundle, request.ifNoneExist)",
+                          code="not-supported")
     body = ix.request.require_body()
     result = ix.repo.create(body, resource_type=ix.type, if_none_exist=ix.request.if_none_exist,
                             assigned_id=ix.vars.get("assigned_id"))
@@ -97,11 +102,11 @@ def patch(ix: Interaction) -> FhirResponse:
 
 
 def conditional_patch(ix: Interaction) -> FhirResponse:
-    matches = ix.repo.find(ix.type, criteria_of(ix), what="conditional patch")
+    criteria, matches = ix.repo.locked_matches(ix.type, criteria_of(ix), "Conditional patch")
     if len(matches) != 1:
         raise FhirError(412 if matches else 404, [Issue(
             "multiple-matches" if matches else "not-found",
-            f"Conditional patch matched {len(matches)} {ix.type} resources; it needs exactly one")])
+            f"Conditional patch matched {len(matches)} resources ({criteria}); it needs exactly one")])
     result = ix.repo.patch(ix.type, matches[0][1], patcher_of(ix), if_match=ix.request.if_match)
     return write_response(ix, result)
 
@@ -129,7 +134,9 @@ def conditional_delete(ix: Interaction) -> FhirResponse:
 
 
 def delete_response(ix: Interaction, results: list[WriteResult]) -> FhirResponse:
-    stored = results[0].stored if results else None
+    """The answer to a delete: the deletion's ETag only when exactly one resource was deleted (a
+    conditional delete of several has no single version to name)."""
+    stored = results[0].stored if len(results) == 1 else None
     headers = version_headers(stored) if stored is not None and stored.version else {}
     if ix.request.prefer_return == "minimal":
         return FhirResponse(204, None, headers, stored)
@@ -138,10 +145,9 @@ def delete_response(ix: Interaction, results: list[WriteResult]) -> FhirResponse
 
 
 def criteria_of(ix: Interaction) -> str:
-    params = ix.request.query_params()
-    if not params:
-        raise bad_request(f"A conditional {ix.request.method} on {ix.type} needs search parameters")
-    return urlencode(params)
+    """The criteria of a conditional update, patch or delete as a query string (the repository puts them
+    in canonical form, and refuses them when no parameter has a value)."""
+    return urlencode(ix.request.query_params())
 
 
 # ---------------------------------------------------------------------- search
@@ -246,7 +252,7 @@ def history(ix: Interaction, resource_type: str | None, resource_id: str | None,
     count = bounded_int(request.param("_count"), "_count", DEFAULT_HISTORY_COUNT, MAX_HISTORY_COUNT)
     offset = bounded_int(request.param("_offset"), "_offset", 0, 10**7)
     snapshot = bounded_int(request.param("_snapshot"), "_snapshot", now_us(), 2**62)
-    entries, more = ix.repo.history(resource_type, resource_id, since=since, at=at, count=count, offset=offset,
+    entries, more, total = ix.repo.history(resource_type, resource_id, since=since, at=at, count=count, offset=offset,
                                     snapshot=snapshot)
     fixed: list[tuple[str, str]] = []
     if request.param("_since"):
@@ -270,7 +276,11 @@ def history(ix: Interaction, resource_type: str | None, resource_id: str | None,
             "response": {"status": status, "etag": stored.etag, "lastModified": instant_of(stored)},
         }
         texts.append(entry_text(request.base_url, stored, stored.body, extra))
-    return FhirResponse(200, bundle_text({"type": "history", "link": links}, texts))
+    fields: dict[str, Any] = {"type": "history"}
+    if total is not None:
+        fields["total"] = total
+    fields["link"] = links
+    return FhirResponse(200, bundle_text(fields, texts))
 
 
 def instant_of(stored: StoredResource) -> str:

@@ -18,6 +18,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from ..fhir.outcome import FhirError, Issue, operation_outcome
+from ..fhir.querystring import check_encoding, parse_query
 from ..security.access_tokens import TOKEN_PATH
 from ..security.authserver import AuthServer
 from ..security.context import Caller
@@ -103,10 +104,13 @@ def response_type(environ: Environ, params: list[tuple[str, str]]) -> str:
 
 
 def query_params(environ: Environ) -> list[tuple[str, str]]:
+    """The URL's parameters, decoded; 400 when the percent-encoding of its path or query is broken."""
+    raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    check_encoding(wsgi_text(raw_path.split("?", 1)[0]), "The URL's path")
     query = environ.get("QUERY_STRING", "")
     if not query:
         return []
-    return parse_qsl(wsgi_text(query), keep_blank_values=True, errors="replace")
+    return parse_query(wsgi_text(query), "The URL's query string")
 
 
 def refuse_control_characters(path: str, params: list[tuple[str, str]]) -> None:
@@ -127,7 +131,7 @@ def read_body(environ: Environ, method: str, max_bytes: int) -> tuple[Any, bytes
         return None, raw, media, []
     if media == "application/x-www-form-urlencoded":
         try:
-            return None, raw, media, parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+            return None, raw, media, parse_query(raw.decode("utf-8"), "The form body")
         except UnicodeDecodeError as exc:
             raise FhirError(400, [Issue("structure", "The form body is not UTF-8")]) from exc
     if any(marker in media for marker in XML_MARKERS):
@@ -305,7 +309,7 @@ class FhirHttp:
             content_type=content_type,
             if_match=environ.get("HTTP_IF_MATCH"),
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-            if_none_exist=environ.get("HTTP_IF_NONE_EXIST"),
+            if_none_exist=header_text(environ, "HTTP_IF_NONE_EXIST"),
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             prefer_return=prefer_return,
             prefer_handling=prefer_handling,

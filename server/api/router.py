@@ -34,6 +34,7 @@ class Interaction:
 
 
 Handler = Callable[[Interaction], "FhirResponse"]
+OPERATION_LEVELS = {1: "system", 2: "type", 3: "instance"}  # path segments of an operation's URL -> its level
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ class Router:
 
     def match_operation(self, method: str, segments: tuple[str, ...]) -> tuple[Handler, dict[str, str], bool]:
         name = segments[-1][1:]
-        level = {1: "system", 2: "type", 3: "instance"}.get(len(segments))
+        level = OPERATION_LEVELS.get(len(segments))
+        if level is None:
+            raise not_found(f"No operation at /{'/'.join(segments)}: operations run at system (/${name}), type "
+                            f"(/[type]/${name}) or instance (/[type]/[id]/${name}) level")
         variables: dict[str, str] = {"operation": name}
         if level in ("type", "instance"):
             variables["type"] = self.type_check(segments[0])

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
-from ..fhir.searchparams import param_key
 from ..fhir.text import plain_int
 from ..security.context import Caller
 from ..security.policy import authorize
@@ -21,7 +20,9 @@ from .among import among
 from .bulk import allocate_keys, driver_query, insert_rows
 from .db import advisory_lock, advisory_locks, is_postgres
 from .indexer import COLUMNS
+from .integrity import ReferenceLedger
 from .schema import INDEX_TABLES, idx_reference, resource_versions, resources
+from .search.criteria import Criteria
 
 if TYPE_CHECKING:
     from .search.engine import SearchResult
@@ -166,6 +167,7 @@ class Repository:
         self.established: set[str] = set()  # people a write brought into the caller's reach
         self.held_people: dict[str, bool] = {}
         self.holders: list[str] | None = None  # the holders with kept rows, read once per unit (holdings.py)
+        self.references = ReferenceLedger(services.integrity, services.base_url)
 
     # ----------------------------------------------------------------- reads
 
@@ -341,23 +343,42 @@ class Repository:
         self.flush()
         return self.services.search.search(self, resource_type, params, **options)
 
-    def resolve_conditions(self, conditions: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[int, str]]]:
+    def resolve_conditions(self, conditions: list[Criteria]) -> dict[Criteria, list[tuple[int, str]]]:
         """Lock and resolve many conditional criteria at once (a transaction's conditional entries).
 
         Identifier-style criteria are looked up together; the answer leaves out any other form."""
         self.flush()
-        advisory_locks(self.connection, [param_key(t, "?" + q) for t, q in conditions])
+        advisory_locks(self.connection, [criteria.lock_key for criteria in conditions])
         return self.services.search.match_identifiers(self, conditions)
 
-    def find(self, resource_type: str, query: str, *, what: str) -> list[tuple[int, str]]:
+    def criteria(self, resource_type: str, query: str | Criteria, what: str,
+                 expression: str | None = None) -> Criteria:
+        """A criterion in its canonical form (400 when its encoding is broken or it names nothing)."""
+        if isinstance(query, Criteria):
+            return query
+        return self.services.search.criteria(resource_type, query, what, expression)
+
+    def locked_matches(self, resource_type: str, query: str | Criteria, what: str
+                       ) -> tuple[Criteria, list[tuple[int, str]]]:
+        """A conditional write's criteria in canonical form and what they match, under the criteria's
+        advisory lock: every spelling of one criterion, in any process and any kind of conditional
+        write, waits for the others (PostgreSQL; SQLite has one writer at a time)."""
+        criteria = self.criteria(resource_type, query, what)
+        advisory_lock(self.connection, criteria.lock_key)
+        return criteria, self.find(resource_type, criteria, what=what)
+
+    def find(self, resource_type: str, query: str | Criteria, *, what: str) -> list[tuple[int, str]]:
         """Resolve conditional criteria (`identifier=x|y`) to (pk, id) pairs of current resources."""
+        criteria = self.criteria(resource_type, query, what)
         self.flush()
-        return self.services.search.match_criteria(self, resource_type, query, what=what)
+        return self.services.search.match_criteria(self, criteria, what=what)
 
     def history(self, resource_type: str | None, resource_id: str | None, *, since: int | None = None,
                 at: tuple[int, int] | None = None, count: int = 50, offset: int = 0,
-                snapshot: int | None = None) -> tuple[list[HistoryEntry], bool]:
-        """Versions newest first, for an instance, a type or the whole system; and whether more follow."""
+                snapshot: int | None = None) -> tuple[list[HistoryEntry], bool, int | None]:
+        """Versions newest first, for an instance, a type or the whole system; whether more follow; and the
+        total when it is exact and cheap: a page that holds everything, or a count over the versions index
+        at instance level, and at type level for a caller who reaches every resource (None otherwise)."""
         level = "history-instance" if resource_id is not None else "history-type" if resource_type else "history-system"
         if resource_type is not None:
             authorize(self.caller, level, resource_type, self.policy, self.in_record(resource_type))
@@ -388,14 +409,21 @@ class Repository:
             superseded = select(later.c.pk).where(
                 later.c.pk == v.pk, later.c.version == v.version + 1, later.c.updated <= at[0])
             statement = statement.where(v.updated <= at[1], ~superseded.exists())
-        statement = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
-        rows = self.connection.execute(statement.limit(count + 1).offset(offset)).all()
+        ordered = statement.order_by(v.updated.desc(), v.pk.desc(), v.version.desc())
+        rows = self.connection.execute(ordered.limit(count + 1).offset(offset)).all()
         shown = [r for r in rows[:count] if self.version_held(r.body)]
         entries = [HistoryEntry(StoredResource(r.type, r.id, r.version, r.updated, r.body is None, r.body), r.method)
                    for r in shown]
         for r in shown:  # an old version may name people the current one does not
             self.note_read(r.type, r.id, r.body)
-        return entries, len(rows) > count
+        more = len(rows) > count
+        total = None
+        if offset == 0 and not more:
+            total = len(shown)
+        elif (resource_id is not None or (resource_type is not None and self.reach is None)) \
+                and (self.reach is None or self.policy.whole_record):  # no version is left out per row
+            total = self.connection.execute(statement.with_only_columns(func.count()).order_by(None)).scalar_one()
+        return entries, more, total
 
     def note_read(self, resource_type: str, resource_id: str, body: str | None) -> None:
         """Remember the people a resource read is about, for the audit record (read off its stored text)."""
@@ -487,14 +515,12 @@ class Repository:
         return WriteResult(201 if deleted else 200, stored,
                            f"Updated {resource_type}/{resource_id} to version {stored.version}")
 
-    def conditional_update(self, resource_type: str, query: str, resource: dict[str, Any], *,
+    def conditional_update(self, resource_type: str, query: str | Criteria, resource: dict[str, Any], *,
                            if_match: str | None = None) -> WriteResult:
         self.services.validator.resource_type_of(resource, resource_type)
-        lock_key = param_key(resource_type, "?" + query)
-        advisory_lock(self.connection, lock_key)
-        matches = self.find(resource_type, query, what="conditional update")
+        criteria, matches = self.locked_matches(resource_type, query, "Conditional update")
         if len(matches) > 1:
-            raise precondition_failed(f"Conditional update matched {len(matches)} {resource_type} resources")
+            raise precondition_failed(f"Conditional update matched {len(matches)} resources: {criteria}")
         if not matches:
             new_id = resource.get("id") or str(uuid.uuid4())
             resource = {**resource, "id": new_id}
@@ -548,10 +574,9 @@ class Repository:
         stored = self.write_version(pk, resource_type, resource_id, None, version + 1, updated, "DELETE")
         return WriteResult(204, stored, f"Deleted {resource_type}/{resource_id}")
 
-    def conditional_delete(self, resource_type: str, query: str) -> list[WriteResult]:
+    def conditional_delete(self, resource_type: str, query: str | Criteria) -> list[WriteResult]:
         authorize(self.caller, "delete", resource_type, self.policy, self.in_record(resource_type))
-        advisory_lock(self.connection, param_key(resource_type, "?" + query))
-        matches = self.find(resource_type, query, what="conditional delete")
+        _criteria, matches = self.locked_matches(resource_type, query, "Conditional delete")
         if len(matches) > MAX_CONDITIONAL_DELETES:
             raise precondition_failed(
                 f"Conditional delete matched {len(matches)} resources; at most {MAX_CONDITIONAL_DELETES} at once")
@@ -559,11 +584,11 @@ class Repository:
 
     # -------------------------------------------------------------- internals
 
-    def conditional_match(self, resource_type: str, query: str, what: str) -> StoredResource | None:
-        advisory_lock(self.connection, param_key(resource_type, "?" + query))
-        matches = self.find(resource_type, query, what=what)
+    def conditional_match(self, resource_type: str, query: str | Criteria, what: str) -> StoredResource | None:
+        """The one resource a conditional create's criteria match, under their lock (None for none)."""
+        criteria, matches = self.locked_matches(resource_type, query, what)
         if len(matches) > 1:
-            raise precondition_failed(f"{what} matched {len(matches)} {resource_type} resources: {query}")
+            raise precondition_failed(f"{what} matched {len(matches)} resources: {criteria}")
         if matches:
             return self.fetch_current(resource_type, matches[0][1])
         return None
@@ -661,6 +686,7 @@ class Repository:
 
     def notify(self, stored: StoredResource, resource: dict[str, Any] | None) -> None:
         self.versions_written += 1
+        self.references.written(stored.type, stored.id, resource)
         for listener in self.services.listeners:
             listener.written(self, stored, resource)
 
@@ -670,7 +696,7 @@ class Repository:
         if self.versions_written:  # listeners only hear of units that wrote
             for listener in self.services.listeners:
                 listener.before_commit(self)
-        self.flush()
+        self.check_references()
         for finisher in self.finishers:
             finisher()
 
@@ -678,6 +704,14 @@ class Repository:
         """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""
         self.pending = PendingRows()
         self.written_pks = []
+        self.references = ReferenceLedger(self.services.integrity, self.services.base_url)
+
+    def check_references(self) -> None:
+        """Referential integrity of what the unit wrote and deleted so far, as REFERENTIAL_INTEGRITY
+        asks (store/integrity.py): 400 for a reference to a resource the caller cannot find, 409 for a
+        delete that others still refer to."""
+        self.flush()
+        self.references.check(self)
 
     def flush(self) -> None:
         """Write queued version and index rows (before any read that could need them)."""

@@ -20,6 +20,7 @@ from ..security.policy import PolicyBook
 from .audit import AuditTrail
 from .db import Database, transaction
 from .indexer import Indexer
+from .integrity import MODES, integrity_modes
 from .maintenance import StatisticsKeeper
 from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
@@ -47,11 +48,13 @@ class StoreServices:
     audit: AuditTrail
     holdings: Holdings
     project_base: str = DEFAULT_BASE
+    integrity: frozenset[str] = frozenset(MODES)
     listeners: list[WriteListener] = field(default_factory=list)
 
     @classmethod
     def build(cls, database: Database, base_url: str, project_base_uri: str = DEFAULT_BASE,
-              mandatory_profiles: str = "", policy_folder: str | None = None) -> StoreServices:
+              mandatory_profiles: str = "", policy_folder: str | None = None,
+              referential_integrity: str = "write,delete") -> StoreServices:
         types = TypeRegistry.load()
         elements = ElementModel.load()
         bindings = BindingChecker.load()
@@ -79,6 +82,7 @@ class StoreServices:
             audit=AuditTrail(reach.compartment_keys(sorted(reach.compartment))),
             holdings=Holdings(reach, database),
             project_base=project_base_uri.rstrip("/"),
+            integrity=integrity_modes(referential_integrity),
         )
 
     @property

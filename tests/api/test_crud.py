@@ -152,6 +152,20 @@ def test_conditional_update_and_delete(client):
     assert_outcome(unknown, 400, expression="nonsense")
 
 
+def test_a_conditional_delete_of_several_names_no_single_version(client):
+    family = unique("Several")
+    for _ in range(2):
+        assert post(client, patient(name=[{"family": family}])).status_code == 201
+    deleted = client.delete(f"/fhir/Patient?family={family}")
+    assert deleted.status_code == 200, deleted.get_json()
+    assert "ETag" not in deleted.headers and "Last-Modified" not in deleted.headers
+    assert deleted.get_json()["issue"][0]["diagnostics"].count("Deleted Patient/") == 2
+    one = post(client, patient(name=[{"family": family}])).get_json()
+    single = client.delete(f"/fhir/Patient?family={family}")
+    assert single.headers["ETag"] == 'W/"2"', single.get_json()
+    assert client.get(f"/fhir/Patient/{one['id']}").status_code == 410
+
+
 def test_json_patch(client):
     created = post(client, patient()).get_json()
     operations = [{"op": "replace", "path": "/gender", "value": "male"},

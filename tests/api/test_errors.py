@@ -125,3 +125,10 @@ def test_control_characters_are_refused(client):
     assert_outcome(client.post("/fhir/Patient", data=orjson.dumps(body), content_type=FHIR_JSON), 400,
                    expression="Patient.name[0].family")
     assert_outcome(client.get("/fhir/Patient?name=a%00b"), 400)
+
+
+def test_an_operation_at_no_operation_level_names_the_levels_not_a_python_value(client):
+    body = assert_outcome(client.get("/fhir/Patient/1/Observation/$lastn"), 404, code="not-found",
+                          text="operations run at system")
+    assert "None" not in body["issue"][0]["diagnostics"]
+    assert "/Patient/1/Observation/$lastn" in body["issue"][0]["diagnostics"]

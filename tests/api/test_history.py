@@ -49,3 +49,16 @@ def test_type_and_system_history(client):
     system = client.get(f"/fhir/_history?_since={stamps[0]}&_count=500").get_json()
     assert created["id"] in {e["resource"]["id"] for e in system["entry"] if "resource" in e}
     assert client.get("/fhir/_history?_since=nonsense").status_code == 400
+
+
+def test_history_carries_its_total_at_instance_and_type_level(client):
+    created, _ = create_versions(client, 5)
+    page = client.get(f"/fhir/Patient/{created['id']}/_history?_count=2").get_json()
+    assert page["total"] == 5 and len(page["entry"]) == 2  # counted, though the page holds two
+    whole = client.get(f"/fhir/Patient/{created['id']}/_history").get_json()
+    assert whole["total"] == 5 == len(whole["entry"])
+    versions = client.get("/fhir/Patient/_history?_count=1").get_json()
+    everything = client.get("/fhir/Patient/_history?_count=1000").get_json()
+    assert versions["total"] >= 5 and versions["total"] == everything["total"]
+    if "next" not in {link["relation"] for link in everything["link"]}:
+        assert everything["total"] == len(everything["entry"])

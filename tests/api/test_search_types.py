@@ -37,11 +37,16 @@ def ids(app) -> dict[str, str]:
         assert response.status_code in (200, 201), (name, response.get_json())
         created[name] = resource["id"]
 
+    # subjects referred to below (untagged, so no search here finds them): references must resolve
+    for target in ({"resourceType": "Patient", "id": f"{RUN}-subject"},
+                   {"resourceType": "Group", "id": f"{RUN}-g", "type": "person", "actual": True}):
+        assert client.put(f"/fhir/{target['resourceType']}/{target['id']}", data=orjson.dumps(target),
+                          content_type=FHIR_JSON).status_code == 201
     # number: RiskAssessment.prediction.probability
+    risk = {"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": f"Patient/{RUN}-subject"}}
     for name, probability in (("p10", 0.1), ("p25", 0.25), ("p50", 0.5), ("p90", 0.9)):
-        put(name, {"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/x"},
-                   "prediction": [{"probabilityDecimal": probability}]})
-    put("pnone", {"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/x"}})
+        put(name, {**risk, "prediction": [{"probabilityDecimal": probability}]})
+    put("pnone", risk)
     # date: Observation.effective[x]
     observation = {"resourceType": "Observation", "status": "final", "code": {"text": "date fixture"}}
     put("jan1", {**observation, "effectiveDateTime": "2020-01-01"})

@@ -13,11 +13,24 @@ from server.config import Settings
 from server.store.conformance import install_bundled
 from tests.auth import authenticate_app
 from tests.scr_cases import cases
-from tests.scr_examples import SD, care_record, examples
+from tests.scr_examples import SD, care_record, examples, referenced_examples
 from tests.support import FHIR_JSON, assert_outcome, patient
 
 EXAMPLES = examples()
 CASES = cases()
+
+
+def store_referenced(client) -> None:
+    """Store what the examples refer to (Patient/jean and the others), so their references resolve."""
+    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+               for r in referenced_examples()]
+    response = post(client, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, "/fhir")
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def referenced(app) -> None:
+    store_referenced(app.test_client())
 
 
 def post(client, resource, path: str | None = None):

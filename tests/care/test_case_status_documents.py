@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from server.care.documents import Found
 from server.care.status import CaseStatus
 from server.store.db import transaction
+from server.store.integrity import integrity_modes
 from server.store.schema import case_status, resources
 from tests.conftest import backend
 
@@ -211,11 +212,16 @@ def test_a_lookup_does_not_wait_for_a_writer_to_keep_its_answer(app: Flask, jean
     assert stored(app, ivy)[1] is not None
 
 
-def test_a_patient_named_in_a_team_before_they_exist_shows_once_created(app: Flask, jean: str) -> None:
+def test_a_patient_named_in_a_team_before_they_exist_shows_once_created(app: Flask, jean: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     team_id = next(i for i in care_team_ids(app, jean) if read(app, f"CareTeam/{i}")["status"] == "active")
     team = read(app, f"CareTeam/{team_id}")
-    put(app, {**team, "participant": [*team["participant"], {
-        "role": [{"text": "Neighbour and carer"}], "member": {"reference": "Patient/neighbour-q"}}]})
+    # A reference to a Patient not yet stored exists only where it was written with REFERENTIAL_INTEGRITY
+    # off (or before it was on): the write that makes it is made so, and the check is back on after it.
+    with monkeypatch.context() as patched:
+        patched.setattr(care(app).store, "integrity", integrity_modes("off"))
+        put(app, {**team, "participant": [*team["participant"], {
+            "role": [{"text": "Neighbour and carer"}], "member": {"reference": "Patient/neighbour-q"}}]})
 
     def neighbour() -> dict[str, Any]:
         return next(c for c in parts(lookup(app, "jean"), "careTeamContact")

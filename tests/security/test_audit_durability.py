@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,45 +13,18 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from server.app import create_app
-from server.config import Settings
-from tests.auth import register_client, session_for
-from tests.conftest import PROJECT, create_database
-from tests.support import patient
+from tests.auth import session_for
+from tests.conftest import database_with_client, start_gunicorn
+from tests.support import free_port, patient, wait_for
 
 READERS, WRITERS = 4, 2
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.mark.slow
 def test_every_answered_request_keeps_its_audit_record_through_kill_9(tmp_path: Path) -> None:
-    url, drop = create_database(tmp_path)
-    app = create_app(Settings.from_env({}, database_url=url))
-    client = register_client(app)
-    app.extensions["sharedcare"].services.database.dispose()
+    url, drop, client = database_with_client(tmp_path)
     port = free_port()
-    environment = {**os.environ, "DATABASE_URL": url, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-                   "LOG_LEVEL": "warning"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "server.app:create_app()"],
-                              cwd=PROJECT, env=environment, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_gunicorn(url, port, WEB_CONCURRENCY="2")
     base = f"http://127.0.0.1:{port}/fhir"
     answered: list[str] = []
     stop = threading.Event()

@@ -51,7 +51,8 @@ def test_v2_letters_each_allow_their_interactions(server) -> None:
     assert status(search_only, "GET", "Patient/pa", base) == 403
     patient = server.call("integration", "GET", "Patient/pa").json()
     assert status(search_only, "PUT", "Patient/pa", base, json=patient) == 403
-    updater = client(server, "system/Patient.ru")
+    # the Patient refers to its practice: what a write refers to must be something the client may read
+    updater = client(server, "system/Patient.ru system/Organization.r")
     assert status(updater, "PUT", "Patient/pa", base, json={**patient, "gender": "other"}) == 200
     assert status(updater, "POST", "Patient", base, json={"resourceType": "Patient",
                                                           "generalPractitioner": patient["generalPractitioner"]}) == 403

@@ -6,7 +6,6 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from sqlalchemy import (
     ColumnElement,
@@ -35,6 +34,7 @@ from ..schema import (
     resources,
 )
 from . import predicates
+from .criteria import Criteria, canonical_criteria
 from .parse import Criterion, Include, QueryParser, SearchQuery
 
 if TYPE_CHECKING:
@@ -149,13 +149,13 @@ class SearchEngine:
             context = replace(context, base_url=base_url.rstrip("/"))
         return self.run(repo, query, extra, context)
 
-    def match_criteria(self, repo: Repository, resource_type: str, query_text: str, *, what: str
-                       ) -> list[tuple[int, str]]:
+    def criteria(self, resource_type: str, text: str, where: str, expression: str | None = None) -> Criteria:
+        """The canonical form of a conditional criterion (see `criteria.canonical_criteria`)."""
+        return canonical_criteria(self.registry, resource_type, text, where, expression)
+
+    def match_criteria(self, repo: Repository, criteria: Criteria, *, what: str) -> list[tuple[int, str]]:
         """(pk, id) of current resources matching conditional criteria (strict: unknown params refused)."""
-        params = parse_qsl(query_text.lstrip("?"), keep_blank_values=True)
-        if not params:
-            raise bad_request(f"{what} needs search criteria")
-        query = self.parse((resource_type,), params, strict=True)
+        query = self.parse((criteria.resource_type,), list(criteria.pairs), strict=True)
         if not query.criteria:
             raise bad_request(f"{what} needs search criteria, not only result parameters")
         context = replace(self.context, repo=repo, reach=repo.reach)
@@ -163,22 +163,21 @@ class SearchEngine:
         rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
         return [(row.pk, row.id) for row in rows]
 
-    def match_identifiers(self, repo: Repository, conditions: list[tuple[str, str]]
-                          ) -> dict[tuple[str, str], list[tuple[int, str]]]:
+    def match_identifiers(self, repo: Repository, conditions: list[Criteria]) -> dict[Criteria, list[tuple[int, str]]]:
         """Resolve many conditions of the form `<token param>=<system>|<code>` in one query per
         (type, parameter); conditions of any other form are left out of the answer."""
-        groups: dict[tuple[str, str], dict[tuple[str, str], list[str]]] = {}
-        for resource_type, query in conditions:
-            pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-            if len(pairs) != 1:
+        groups: dict[tuple[str, str], dict[tuple[str, str], list[Criteria]]] = {}
+        for condition in conditions:
+            resource_type = condition.resource_type
+            if len(condition.pairs) != 1:
                 continue
-            name, value = pairs[0]
+            name, value = condition.pairs[0]
             param = self.registry.get(resource_type, name)
             if param is None or param.type != "token" or not SIMPLE_TOKEN.match(value):
                 continue
             system, code = (part[:TOKEN_MAX] for part in value.split("|"))
-            groups.setdefault((resource_type, name), {}).setdefault((system, code), []).append(query)
-        found: dict[tuple[str, str], list[tuple[int, str]]] = {}
+            groups.setdefault((resource_type, name), {}).setdefault((system, code), []).append(condition)
+        found: dict[Criteria, list[tuple[int, str]]] = {}
         t = idx_token.c
         # index rows exist only for live current versions and their key names the type: no join needed
         lookup = select(t.system, t.code, t.pk, resources.c.id).join(resources, resources.c.pk == t.pk)
@@ -197,9 +196,9 @@ class SearchEngine:
                                              among(t.code, codes[start:start + 500], repo.postgres))
                     for row in repo.connection.execute(statement):
                         matches.setdefault((row.system, row.code), []).append((row.pk, row.id))
-            for pair, queries in wanted.items():
-                for query in queries:
-                    found[(resource_type, query)] = sorted(set(matches.get(pair, [])))
+            for pair, same in wanted.items():
+                for condition in same:
+                    found[condition] = sorted(set(matches.get(pair, [])))
         return found
 
     def types_for(self, resource_type: str | None, params: list[tuple[str, str]]) -> tuple[str, ...]:
