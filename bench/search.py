@@ -188,7 +188,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument("--reuse", default="",
+                        help="Run the query set once on a database an earlier --keep run loaded (no loading).")
     args = parser.parse_args()
+    if args.reuse:
+        rerun(args.reuse)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     source: Source = read_sets(args.shared)
     rng = random.Random(42)
@@ -229,6 +234,47 @@ def main() -> None:
         print(f"\ntokens requested: integration {integration.requested}, gp {gp.requested}")
         if args.keep:
             print(f"\ndatabase kept: {url}")
+
+
+def kept_patients(url: str) -> list[tuple[str, str, str, str]]:
+    """The gp practice's patients of a kept database, each with an identifier (as the loader noted them)."""
+    from sqlalchemy import create_engine, text
+
+    from server.fhir.searchparams import param_key
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT DISTINCT ON (r.id) r.id, t.system, t.code FROM resources r "
+            "JOIN idx_reference g ON g.pk = r.pk AND g.sp = :gp AND g.ttype = 'Organization' "
+            "JOIN resources o ON o.type = 'Organization' AND o.id = g.tid "
+            "JOIN idx_token p ON p.pk = o.pk AND p.sp = :org AND p.system = :ods AND p.code = :practice "
+            "JOIN idx_token t ON t.pk = r.pk AND t.sp = :identifier "
+            "WHERE r.type = 'Patient' AND r.deleted = false ORDER BY r.id, t.system, t.code"),
+            {"gp": param_key("Patient", "general-practitioner"), "org": param_key("Organization", "identifier"),
+             "ods": ODS, "practice": GP_PRACTICE, "identifier": param_key("Patient", "identifier")}).all()
+    engine.dispose()
+    return [(row[0], row[1], row[2], GP_PRACTICE) for row in rows]
+
+
+def rerun(url: str) -> None:
+    """The query set on a kept database as it stands, both clients registered afresh."""
+    rng = random.Random(42)
+    print(f"search (query set only, on a kept database): server at {server_version()}; bearer tokens and audit on",
+          flush=True)
+    with gunicorn("server.app:create_app()", {"DATABASE_URL": url}) as base:
+        integration = client_tokens(url, base, *INTEGRATION)
+        gp = client_tokens(url, base, "gp", f"{ODS}|{GP_PRACTICE}", GP_SCOPE)
+        sessions = {"integration": session_as(integration), "gp": session_as(gp)}
+        refresh_statistics(url)
+        actual, _ = count(sessions["integration"], base, "?_summary=count&_total=accurate")
+        patients = kept_patients(url)
+        print(f"\n{actual:,} resources; {len(patients):,} patients at practice {GP_PRACTICE}", flush=True)
+        report(actual, actual, query_set(base, patients, rng, sessions), None)
+        for client in CLIENTS:
+            total, elapsed = count(sessions[client], base, "Observation?_total=accurate&_count=0")
+            print(f"  _total=accurate over Observation as {client:11s} ({total:,} resources): "
+                  f"{elapsed * 1000:.0f} ms", flush=True)
 
 
 if __name__ == "__main__":
