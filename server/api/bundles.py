@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
-
+from ..fhir import jsontext
 from ..fhir.dates import format_instant
 from ..fhir.outcome import FhirError, Issue, bad_request, information
 from ..fhir.patch import JSON_PATCH_TYPES
@@ -346,9 +345,10 @@ def patch_body(entry: Entry) -> tuple[Any, str]:
             raise bad_request(f"A PATCH entry's Binary must hold application/json-patch+json, not {content_type!r}",
                               entry.where)
         try:
-            return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True)), content_type
-        except (binascii.Error, orjson.JSONDecodeError, ValueError) as exc:
-            raise bad_request(f"The PATCH entry's Binary data is not base64 JSON: {exc}", entry.where) from exc
+            data = base64.b64decode(resource.get("data", ""), validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise bad_request(f"The PATCH entry's Binary data is not base64: {exc}", entry.where) from exc
+        return jsontext.parse(data, "The PATCH entry's Binary data"), content_type
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
         return resource, "application/fhir+json"
     raise bad_request("A PATCH entry needs a Binary (JSON Patch) or Parameters (FHIRPath Patch) resource",

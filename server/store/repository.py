@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
+from ..fhir import jsontext
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
 from ..fhir.searchparams import param_key
@@ -63,7 +64,7 @@ class StoredResource:
         """The resource parsed (only where a caller needs to look inside it)."""
         if self.body is None:
             raise gone(f"{self.type}/{self.id} is deleted")
-        return orjson.loads(self.body)
+        return jsontext.loads(self.body)  # numbers as written, for a caller that writes the resource back
 
 
 CurrentRow = tuple[int, int, int, bool, str | None]
@@ -519,7 +520,7 @@ class Repository:
         if expected is not None and expected != current[1]:
             raise precondition_failed(
                 f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
-        patched = apply(orjson.loads(current[4]))
+        patched = apply(jsontext.loads(current[4]))
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise FhirError(422, [Issue("processing", "The patch changed the resource type or removed it")])
         if patched.get("id") != resource_id:
@@ -607,7 +608,7 @@ class Repository:
             new_meta.update((k, v) for k, v in meta.items() if k not in ("versionId", "lastUpdated"))
         body: dict[str, Any] = {"resourceType": resource_type, "id": resource_id, "meta": new_meta}
         body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-        return orjson.dumps(body).decode()
+        return jsontext.dumps(body).decode()
 
     def queue_create(self, resource_type: str, resource_id: str, resource: dict[str, Any],
                      method: str) -> StoredResource:
