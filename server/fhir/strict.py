@@ -110,7 +110,7 @@ def string_check(kind: str) -> Check:
             return "structure", f"{a(kind)} may not be empty (FHIR JSON has no empty strings)"
         if sized and len(value) > MAX_STRING_CHARS:
             return "too-long", f"{a(kind)} holds at most {MAX_STRING_CHARS} characters (1 MB), not {len(value)}"
-        if CONTROL.search(value) is not None:
+        if not value.isprintable() and CONTROL.search(value) is not None:  # the test first: no regex mostly
             return "value", f"{a(kind)} may not hold control characters below U+0020 other than tab, CR and LF"
         if form is not None and form.fullmatch(value) is None:
             return "value", f"{described(value)} is not {a(kind)}"
@@ -130,18 +130,22 @@ def primitive_check(kind: str) -> Check:
     return string_check(kind)
 
 
+# What a JSON key of a type holds (Slot.holds), most frequent first as the walk tests them
+VALUE, OBJECT, OBJECTS, VALUES, EXTENSION, RESOURCE_TYPE = range(6)
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """One JSON key of a type: a primitive value (`check`), its `_key` extension (`extension`), a complex
-    element (`owner`: the table its object follows, RESOURCE for a contained resource) or `resourceType`."""
+    """One JSON key of a type: a primitive value or values (`check`), their `_key` extension (`partner` is
+    the value key), a complex element (`owner`: the table its objects follow, RESOURCE for a contained
+    resource) or `resourceType`."""
 
     key: str
-    many: bool
+    holds: int
     check: Check | None = None
-    owner: str | None = None
+    owner: str = "Element"
     partner: str = ""
-    extension: bool = False
-    ignored: bool = False
+    many: bool = False
 
 
 Shape = dict[str, Slot]
@@ -155,6 +159,10 @@ def repeating(value: Any, where: str, found: list[Issue]) -> bool:
         f"a repeating element is a JSON array, not {described(value)}"
     found.append(Issue("structure", f"{where}: {problem}", (where,)))
     return False
+
+
+def report(found: list[Issue], where: str, message: str, code: str = "structure") -> None:
+    found.append(Issue(code, f"{where}: {message}", (where,)))
 
 
 class StrictJson:
@@ -182,82 +190,71 @@ class StrictJson:
 
     def compile(self, owner: str) -> Shape:
         is_resource = owner in self.elements.resource_types or owner in ("Resource", "DomainResource")
-        shape: Shape = {"resourceType": Slot("resourceType", False, ignored=True)} if is_resource else {}
+        shape: Shape = {"resourceType": Slot("resourceType", RESOURCE_TYPE)} if is_resource else {}
         for key, (element, type_name) in self.elements.by_json_key(owner).items():
             kind = "id" if is_resource and key == "id" else type_name
             if kind in PRIMITIVES:
-                shape[key] = Slot(key, element.many, self.checks[kind], partner="_" + key)
-                shape["_" + key] = Slot("_" + key, element.many, self.checks[kind], partner=key, extension=True)
-            elif kind == RESOURCE:
-                shape[key] = Slot(key, element.many, owner=RESOURCE)
-            else:
-                nested = f"{owner}.{element.name}"
-                if kind == "Element" and not element.ref and self.elements.children(nested):
-                    kind = nested  # an element defined inline in a datatype (Timing.repeat)
-                shape[key] = Slot(key, element.many, owner=kind)
+                check = self.checks[kind]
+                shape[key] = Slot(key, VALUES if element.many else VALUE, check, partner="_" + key)
+                shape["_" + key] = Slot("_" + key, EXTENSION, check, partner=key, many=element.many)
+                continue
+            nested = f"{owner}.{element.name}"
+            if kind == "Element" and not element.ref and self.elements.children(nested):
+                kind = nested  # an element defined inline in a datatype (Timing.repeat)
+            shape[key] = Slot(key, OBJECTS if element.many else OBJECT, owner=kind)
         return shape
 
     # ------------------------------------------------------------------ walking
 
     def walk(self, node: dict[str, Any], shape: Shape, path: str, depth: int, found: list[Issue]) -> None:
         if not node:
-            found.append(Issue("structure", f"{path}: FHIR JSON has no empty objects", (path,)))
+            report(found, path, "FHIR JSON has no empty objects")
             return
         if depth > MAX_JSON_DEPTH:
-            found.append(Issue("too-costly", f"{path}: nested more than {MAX_JSON_DEPTH} deep, the most this "
-                                             "server accepts", (path,)))
+            report(found, path, f"nested more than {MAX_JSON_DEPTH} deep, the most this server accepts",
+                   "too-costly")
             return
         for key, value in node.items():
             slot = shape.get(key)
             if slot is None:
-                where = f"{path}.{key}"
-                found.append(Issue("structure", f"{where}: unknown element '{key}'", (where,)))
-            elif value is None:
-                where = f"{path}.{key}"
-                found.append(Issue("structure", f"{where}: null is only allowed inside the arrays of a repeating "
-                                                "primitive and its `_` extensions, to line them up", (where,)))
-            elif slot.ignored:
+                report(found, f"{path}.{key}", f"unknown element '{key}'")
                 continue
-            elif slot.extension:
-                self.primitive_extension(node, slot, value, path, depth, found)
-            elif slot.check is not None:
-                if slot.many:
-                    self.primitive_array(node, slot, value, path, found)
-                elif value.__class__ is list:
-                    self.not_repeating(f"{path}.{key}", found)
+            holds = slot.holds
+            if value is None:
+                report(found, f"{path}.{key}", "null is only allowed inside the arrays of a repeating primitive "
+                                               "and its `_` extensions, to line them up")
+            elif holds == VALUE:
+                if value.__class__ is list:
+                    report(found, f"{path}.{key}", "the element does not repeat: a single value, not an array")
                 else:
-                    problem = slot.check(value)
+                    problem = slot.check(value)  # type: ignore[misc]
                     if problem is not None:
-                        self.bad_value(f"{path}.{key}", problem, found)
-            elif slot.many:
-                self.complex_array(slot, value, path, depth, found)
-            elif value.__class__ is dict:
+                        report(found, f"{path}.{key}", problem[1], problem[0])
+            elif holds == OBJECT:
                 self.complex(slot, value, f"{path}.{key}", depth + 1, found)
-            else:
+            elif holds == OBJECTS:
                 where = f"{path}.{key}"
-                found.append(Issue("structure", f"{where}: must be a JSON object, not {described(value)}", (where,)))
+                if repeating(value, where, found):
+                    for index, item in enumerate(value):
+                        self.complex(slot, item, f"{where}[{index}]", depth + 2, found)
+            elif holds == VALUES:
+                self.primitive_array(node, slot, value, path, found)
+            elif holds == EXTENSION:
+                self.primitive_extension(node, slot, value, path, depth, found)
 
-    def complex(self, slot: Slot, value: dict[str, Any], path: str, depth: int, found: list[Issue]) -> None:
-        if slot.owner != RESOURCE:
-            self.walk(value, self.shape(slot.owner or "Element"), path, depth, found)
+    def complex(self, slot: Slot, value: Any, path: str, depth: int, found: list[Issue]) -> None:
+        """An object of a complex type, or a contained resource of the type it names."""
+        if value.__class__ is not dict:
+            report(found, path, f"must be a JSON object, not {described(value)}")
             return
-        resource_type = value.get("resourceType")
-        if resource_type.__class__ is not str or resource_type not in self.elements.resource_types:
-            found.append(Issue("structure", f"{path}: a resource needs a 'resourceType' naming an R4 resource "
-                                            "type", (path,)))
-            return
-        self.walk(value, self.shape(resource_type), path, depth, found)
-
-    def complex_array(self, slot: Slot, value: Any, path: str, depth: int, found: list[Issue]) -> None:
-        where = f"{path}.{slot.key}"
-        if not repeating(value, where, found):
-            return
-        for index, item in enumerate(value):
-            if item.__class__ is dict:
-                self.complex(slot, item, f"{where}[{index}]", depth + 2, found)
-            else:
-                found.append(Issue("structure", f"{where}[{index}]: must be a JSON object, not "
-                                                f"{described(item)}", (f"{where}[{index}]",)))
+        owner = slot.owner
+        if owner == RESOURCE:
+            owner = value.get("resourceType")
+            if owner.__class__ is not str or owner not in self.elements.resource_types:
+                report(found, path, "a resource needs a 'resourceType' naming an R4 resource type")
+                return
+        shape = self.shapes.get(owner)
+        self.walk(value, shape if shape is not None else self.shape(owner), path, depth, found)
 
     def primitive_array(self, node: dict[str, Any], slot: Slot, value: Any, path: str, found: list[Issue]) -> None:
         where = f"{path}.{slot.key}"
@@ -269,11 +266,11 @@ class StrictJson:
             if item is None:
                 extensions = node.get(slot.partner)
                 if not (extensions.__class__ is list and index < len(extensions) and extensions[index] is not None):
-                    self.null_item(f"{where}[{index}]", slot.key, found)
+                    null_item(f"{where}[{index}]", slot.key, found)
             else:
                 problem = check(item)
                 if problem is not None:
-                    self.bad_value(f"{where}[{index}]", problem, found)
+                    report(found, f"{where}[{index}]", problem[1], problem[0])
 
     def primitive_extension(self, node: dict[str, Any], slot: Slot, value: Any, path: str, depth: int,
                             found: list[Issue]) -> None:
@@ -284,38 +281,27 @@ class StrictJson:
             if value.__class__ is dict:
                 self.walk(value, self.element_shape, where, depth + 1, found)
             else:
-                found.append(Issue("structure", f"{where}: '{slot.key}' must be a JSON object, not "
-                                                f"{described(value)}", (where,)))
+                report(found, where, f"'{slot.key}' must be a JSON object, not {described(value)}")
             return
         values = node.get(slot.partner)
         if value.__class__ is not list or not value:
-            found.append(Issue("structure", f"{where}: '{slot.key}' must be a JSON array lined up with "
-                                            f"'{slot.partner}', not {described(value)}", (where,)))
+            report(found, where, f"'{slot.key}' must be a JSON array lined up with '{slot.partner}', not "
+                                 f"{described(value)}")
             return
         if values is not None and values.__class__ is list and len(values) != len(value):
-            found.append(Issue("structure", f"{where}: '{slot.key}' has {len(value)} items and '{slot.partner}' "
-                                            f"{len(values)}; they must line up, with null where one has nothing",
-                               (where,)))
+            report(found, where, f"'{slot.key}' has {len(value)} items and '{slot.partner}' {len(values)}; they "
+                                 "must line up, with null where one has nothing")
             return
         for index, item in enumerate(value):
             if item.__class__ is dict:
                 self.walk(item, self.element_shape, f"{where}[{index}]", depth + 2, found)
             elif item is not None:
-                found.append(Issue("structure", f"{where}[{index}]: '{slot.key}' items are JSON objects or null, "
-                                                f"not {described(item)}", (f"{where}[{index}]",)))
+                report(found, f"{where}[{index}]", f"'{slot.key}' items are JSON objects or null, not "
+                                                   f"{described(item)}")
             elif values.__class__ is not list:  # a null lined up with a null value is named by the values
-                self.null_item(f"{where}[{index}]", slot.key, found)
+                null_item(f"{where}[{index}]", slot.key, found)
 
-    @staticmethod
-    def not_repeating(where: str, found: list[Issue]) -> None:
-        found.append(Issue("structure", f"{where}: the element does not repeat: a single value, not an array",
-                           (where,)))
 
-    @staticmethod
-    def null_item(where: str, key: str, found: list[Issue]) -> None:
-        found.append(Issue("structure", f"{where}: null where neither '{key.lstrip('_')}' nor '_{key.lstrip('_')}' "
-                                        "has anything", (where,)))
-
-    @staticmethod
-    def bad_value(where: str, problem: Problem, found: list[Issue]) -> None:
-        found.append(Issue(problem[0], f"{where}: {problem[1]}", (where,)))
+def null_item(where: str, key: str, found: list[Issue]) -> None:
+    name = key.lstrip("_")
+    report(found, where, f"null where neither '{name}' nor '_{name}' has anything")
