@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..fhir import jsontext
 from ..fhir.dates import format_instant
+from ..fhir.envelope import envelope
 from ..fhir.outcome import FhirError, Issue, bad_request, information
 from ..fhir.patch import JSON_PATCH_TYPES
 from .model import FhirRequest, FhirResponse
@@ -68,7 +69,7 @@ class BundleProcessor:
         if len(raw_entries) > MAX_ENTRIES:
             raise FhirError(413, [Issue("too-costly", f"A Bundle may hold at most {MAX_ENTRIES} entries")])
         entries = [self.entry(raw, index) for index, raw in enumerate(raw_entries)]
-        self.api.services.validator.validate(envelope(bundle), "Bundle")
+        self.api.services.validator.check_envelope(envelope(bundle))
         if kind == "batch":
             responses = [self.run_batch_entry(entry, outer, repo) for entry in entries]
         else:
@@ -335,18 +336,6 @@ class BundleProcessor:
             for issue in exc.issues
         ]
         return FhirError(exc.status, issues, exc.headers)
-
-
-def envelope(bundle: dict[str, Any]) -> dict[str, Any]:
-    """The Bundle validated as a resource before any entry runs, without the resources its POST and PUT
-    entries write: each of those is validated when it is written, so every resource is checked once."""
-    def trimmed(entry: dict[str, Any]) -> dict[str, Any]:
-        if entry["request"]["method"] in ("POST", "PUT") and "resource" in entry:
-            return {key: value for key, value in entry.items() if key != "resource"}
-        return entry
-    if "entry" not in bundle:
-        return bundle
-    return {**bundle, "entry": [trimmed(entry) for entry in bundle["entry"]]}
 
 
 def patch_body(entry: Entry) -> tuple[Any, str]:

@@ -9,6 +9,7 @@ import pydantic
 
 from .bindings import BindingChecker
 from .elements import ElementModel
+from .envelope import distinct_entries, relocated
 from .outcome import FhirError, Issue
 from .strict import StrictJson
 from .types import TypeRegistry
@@ -73,27 +74,41 @@ class ResourceValidator:
     def check_structure(self, resource: Any, expected: str | None = None) -> str:
         """FHIR JSON rules, R4B structure and required bindings; raises FhirError(400) listing every problem."""
         resource_type = self.resource_type_of(resource, expected)
+        self.refuse_problems(resource, resource_type, resource)
+        return resource_type
+
+    def check_envelope(self, bundle: dict[str, Any]) -> None:
+        """A batch or transaction Bundle posted to the base, before any entry runs and without the resources
+        its entries write (`envelope`): validated as a resource, the R4B model seeing each distinct entry once."""
+        self.refuse_problems(bundle, "Bundle", *distinct_entries(bundle))
+
+    def refuse_problems(self, resource: dict[str, Any], resource_type: str, modelled: dict[str, Any],
+                        indexes: list[int] | None = None) -> None:
+        """Raise FhirError(400) naming every problem: the FHIR JSON rules and required bindings of `resource`,
+        the R4B model's issues with `modelled` (the resource, or a stand-in whose entries `indexes` places)
+        that name no element the rules named already."""
         issues = self.strict.issues(resource, resource_type)[:MAX_REPORTED_ISSUES]
         if not any(issue.code == "too-costly" for issue in issues):  # too deep for the model to walk
-            issues += self.model_issues(resource, resource_type, {e for issue in issues for e in issue.expression})
+            located = tuple(path for issue in issues for path in issue.expression)
+            for issue in self.model_issues(modelled, resource_type):
+                issue = issue if indexes is None else relocated(issue, indexes)
+                where = issue.expression[0]
+                if where not in located and not where.startswith(tuple(f"{p}{c}" for p in located for c in ".[")):
+                    issues.append(issue)
         if not issues:
             for problem in self.bindings.check(resource)[:MAX_REPORTED_ISSUES]:
                 issues.append(Issue("code-invalid", problem.message, expression=(problem.expression,)))
         if issues:
             raise FhirError(400, issues)
-        return resource_type
 
-    def model_issues(self, resource: dict[str, Any], resource_type: str, located: set[str]) -> list[Issue]:
-        """What the R4B model refuses (cardinality, choices, required elements, calendar dates), leaving out
-        elements the FHIR JSON rules already named."""
+    def model_issues(self, resource: dict[str, Any], resource_type: str) -> list[Issue]:
+        """What the R4B model refuses (cardinality, choices, required elements, calendar dates)."""
         try:
             self.types.model(resource_type).model_validate(resource)
         except pydantic.ValidationError as exc:
             issues = []
             for err in exc.errors()[:MAX_REPORTED_ISSUES]:
                 where = location_of(resource_type, tuple(err.get("loc", ())))
-                if where in located or any(where.startswith((path + ".", path + "[")) for path in located):
-                    continue
                 message = re.sub(r"\s+", " ", str(err.get("msg", "invalid")))
                 issues.append(Issue("structure", f"{where}: {message}", expression=(where,)))
             return issues
