@@ -146,6 +146,7 @@ class Slot:
     owner: str = "Element"
     partner: str = ""
     many: bool = False
+    contained: bool = False
 
 
 Shape = dict[str, Slot]
@@ -201,7 +202,7 @@ class StrictJson:
             nested = f"{owner}.{element.name}"
             if kind == "Element" and not element.ref and self.elements.children(nested):
                 kind = nested  # an element defined inline in a datatype (Timing.repeat)
-            shape[key] = Slot(key, OBJECTS if element.many else OBJECT, owner=kind)
+            shape[key] = Slot(key, OBJECTS if element.many else OBJECT, owner=kind, contained=kind == RESOURCE)
         return shape
 
     # ------------------------------------------------------------------ walking
@@ -214,6 +215,7 @@ class StrictJson:
             report(found, path, f"nested more than {MAX_JSON_DEPTH} deep, the most this server accepts",
                    "too-costly")
             return
+        shapes = self.shapes
         for key, value in node.items():
             slot = shape.get(key)
             if slot is None:
@@ -231,12 +233,20 @@ class StrictJson:
                     if problem is not None:
                         report(found, f"{path}.{key}", problem[1], problem[0])
             elif holds == OBJECT:
-                self.complex(slot, value, f"{path}.{key}", depth + 1, found)
+                if value.__class__ is dict and not slot.contained:  # the common case, without a call more
+                    child = shapes.get(slot.owner) or self.shape(slot.owner)
+                    self.walk(value, child, f"{path}.{key}", depth + 1, found)
+                else:
+                    self.complex(slot, value, f"{path}.{key}", depth + 1, found)
             elif holds == OBJECTS:
                 where = f"{path}.{key}"
                 if repeating(value, where, found):
+                    child = shapes.get(slot.owner) or self.shape(slot.owner)
                     for index, item in enumerate(value):
-                        self.complex(slot, item, f"{where}[{index}]", depth + 2, found)
+                        if item.__class__ is dict and not slot.contained:
+                            self.walk(item, child, f"{where}[{index}]", depth + 2, found)
+                        else:
+                            self.complex(slot, item, f"{where}[{index}]", depth + 2, found)
             elif holds == VALUES:
                 self.primitive_array(node, slot, value, path, found)
             elif holds == EXTENSION:
@@ -248,7 +258,7 @@ class StrictJson:
             report(found, path, f"must be a JSON object, not {described(value)}")
             return
         owner = slot.owner
-        if owner == RESOURCE:
+        if slot.contained:
             owner = value.get("resourceType")
             if owner.__class__ is not str or owner not in self.elements.resource_types:
                 report(found, path, "a resource needs a 'resourceType' naming an R4 resource type")
