@@ -731,9 +731,12 @@ def content_of(resource: dict[str, Any]) -> dict[str, Any]:
 def same_content(stored_body: str, resource: dict[str, Any]) -> bool:
     """Whether an update would change nothing: equal apart from versionId, lastUpdated and source
     (a reload that only names a newer load as its source keeps the version that first wrote it)."""
-    stored = orjson.loads(stored_body)
+    stored = jsontext.loads(stored_body)
     candidate = {**resource, "id": stored.get("id")}
-    return content_of(stored) == content_of(candidate)
+    if content_of(stored) != content_of(candidate):
+        return False
+    as_written = orjson.OPT_SORT_KEYS  # equal values, and equal numbers as written too (1.50 is not 1.5)
+    return jsontext.dumps(content_of(stored), as_written) == jsontext.dumps(content_of(candidate), as_written)
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -469,3 +469,14 @@ def test_the_model_sees_each_distinct_entry_once_and_names_the_entry_itself(app,
     with nothing_written(app, client, mark):
         assert_outcome(post(client, transaction(entries), "/fhir"), 400, "structure",
                        "Bundle.entry[3].response.status")
+
+
+def test_an_update_writing_a_decimal_otherwise_is_a_new_version_and_the_same_text_is_none(client):
+    first = post(client, observation(valueQuantity={"value": 1.5})).get_json()
+    url = f"/fhir/Observation/{first['id']}"
+    again = orjson.dumps({**first, "valueQuantity": {"value": 0}}).replace(b'"value":0', b'"value":1.50')
+    changed = client.put(url, data=again, content_type=FHIR_JSON)
+    assert changed.status_code == 200 and changed.headers["ETag"] == 'W/"2"', changed.get_json()
+    assert b'"value":1.50' in stored_value(client, url)
+    unchanged = client.put(url, data=again, content_type=FHIR_JSON)
+    assert unchanged.headers["ETag"] == 'W/"2"'
