@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .api.model import FhirRequest
 from .config import Settings
+from .fhir import jsontext
 from .fhir.outcome import FhirError
 from .security.context import Caller
 
@@ -76,8 +77,12 @@ def load_bundle_files(settings: Settings, paths: list[Path], first_patterns: lis
     summary = LoadSummary()
     sources = ordered(list(bundle_sources(paths)), first_patterns or DEFAULT_FIRST)
     for name, data in tqdm(sources, desc="bundles", unit="bundle", disable=not progress):
-        bundle = orjson.loads(data)
         summary.bundles += 1
+        try:
+            bundle = jsontext.parse(data, name)
+        except FhirError as exc:
+            summary.failed.append((name, exc.message[:300]))
+            continue
         summary.entries += len(bundle.get("entry", []))
         try:
             response = post_bundle(api, bundle, caller)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import orjson
-
+from ..fhir import jsontext
 from ..fhir.dates import format_instant
+from ..fhir.envelope import envelope
 from ..fhir.outcome import FhirError, Issue, bad_request, information
 from ..fhir.patch import JSON_PATCH_TYPES
 from ..fhir.querystring import parse_query
@@ -74,6 +74,7 @@ class BundleProcessor:
         if len(raw_entries) > MAX_ENTRIES:
             raise FhirError(413, [Issue("too-costly", f"A Bundle may hold at most {MAX_ENTRIES} entries")])
         entries = [self.entry(raw, index) for index, raw in enumerate(raw_entries)]
+        self.api.services.validator.check_envelope(envelope(bundle))
         if kind == "batch":
             responses = [self.run_batch_entry(entry, outer, repo) for entry in entries]
         else:
@@ -383,9 +384,10 @@ def patch_body(entry: Entry) -> tuple[Any, str]:
             raise bad_request(f"A PATCH entry's Binary must hold application/json-patch+json, not {content_type!r}",
                               entry.where)
         try:
-            return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True)), content_type
-        except (binascii.Error, orjson.JSONDecodeError, ValueError) as exc:
-            raise bad_request(f"The PATCH entry's Binary data is not base64 JSON: {exc}", entry.where) from exc
+            data = base64.b64decode(resource.get("data", ""), validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise bad_request(f"The PATCH entry's Binary data is not base64: {exc}", entry.where) from exc
+        return jsontext.parse(data, "The PATCH entry's Binary data"), content_type
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
         return resource, "application/fhir+json"
     raise bad_request("A PATCH entry needs a Binary (JSON Patch) or Parameters (FHIRPath Patch) resource",

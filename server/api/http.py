@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
+from ..fhir import jsontext
 from ..fhir.outcome import FhirError, Issue, operation_outcome
 from ..fhir.querystring import check_encoding, parse_query
 from ..security.access_tokens import TOKEN_PATH
@@ -139,10 +140,7 @@ def read_body(environ: Environ, method: str, max_bytes: int) -> tuple[Any, bytes
     if media and media not in JSON_TYPES and not media.endswith("+json"):
         raise FhirError(415, [Issue("not-supported", f"Content-Type {media} is not supported: send "
                                                      "application/fhir+json")])
-    try:
-        return orjson.loads(raw), raw, media or "application/fhir+json", []
-    except orjson.JSONDecodeError as exc:
-        raise FhirError(400, [Issue("structure", f"The body is not valid JSON: {exc}")]) from exc
+    return jsontext.parse(raw), raw, media or "application/fhir+json", []
 
 
 def read_limited(environ: Environ, max_bytes: int) -> bytes:
@@ -390,7 +388,7 @@ def rendered(result: FhirResponse, media_type: str, *, pretty_output: bool = Fal
     headers = list(result.headers.items())
     if body is None:
         return result.status, headers, b""
-    text = body if isinstance(body, str) else orjson.dumps(body).decode()
+    text = body if isinstance(body, str) else jsontext.dumps(body).decode()
     headers.append(("Content-Type", f"{media_type}; charset=utf-8"))
     return result.status, headers, (pretty(text) if pretty_output and text else text).encode()
 

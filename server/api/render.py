@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from ..fhir import jsontext
 from ..fhir.elements import ElementModel
 from ..fhir.outcome import bad_request
 from ..store.repository import StoredResource
@@ -15,7 +16,7 @@ SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValu
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsontext.dumps(value).decode()
 
 
 def resource_url(base_url: str, stored: StoredResource) -> str:
@@ -58,7 +59,7 @@ class Subsetter:
     def apply(self, body: str | None, summary: str | None, wanted: list[str]) -> str | None:
         if body is None or ((summary in (None, "false")) and not wanted):
             return body
-        resource = orjson.loads(body)
+        resource = jsontext.loads(body)
         if summary == "data":
             resource.pop("text", None)
         elif summary == "text":
@@ -90,7 +91,7 @@ class Subsetter:
 
 
 def pretty(text: str) -> str:
-    return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+    return jsontext.dumps(jsontext.loads(text), option=orjson.OPT_INDENT_2).decode()
 
 
 def check_summary(value: str | None) -> str | None:

@@ -1,24 +1,23 @@
-"""Structural validation of a resource: R4B model, FHIR JSON rules and required bindings."""
+"""Structural validation of a resource: FHIR JSON rules, R4B model and required bindings."""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pydantic
 
 from .bindings import BindingChecker
+from .elements import ElementModel
+from .envelope import distinct_entries, relocated
 from .outcome import FhirError, Issue
+from .strict import StrictJson
 from .types import TypeRegistry
 
 if TYPE_CHECKING:
     from .profiles import ProfileValidator
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_REPORTED_ISSUES = 50
-SUSPECT_MARKERS = (b"{}", b"[]", b'""', b"\\u00", b"\\b", b"\\f")
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
@@ -27,37 +26,11 @@ def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part == "__root__" or not isinstance(part, str):
+        elif part in ("__root__", "root") or not isinstance(part, str):
             continue
         else:
-            path += "." + part
+            path += "." + part.lstrip("_")  # `_given` is the extension side of `given`
     return path
-
-
-def may_hold_empty_elements(resource: dict[str, Any]) -> bool:
-    """A fast screen on the serialised text: only resources that might break the rule are walked."""
-    text = orjson.dumps(resource)
-    return any(marker in text for marker in SUSPECT_MARKERS)
-
-
-def empty_elements(value: Any, path: str, found: list[str]) -> None:
-    """Collect paths of empty objects, arrays and strings, and of strings with control characters."""
-    if isinstance(value, dict):
-        if not value:
-            found.append(path)
-            return
-        for key, item in value.items():
-            if isinstance(item, (dict, list, str)):
-                empty_elements(item, f"{path}.{key}", found)
-    elif isinstance(value, list):
-        if not value:
-            found.append(path)
-            return
-        for index, item in enumerate(value):
-            if isinstance(item, (dict, list, str)):
-                empty_elements(item, f"{path}[{index}]", found)
-    elif value == "" or (CONTROL.search(value) is not None):
-        found.append(path)
 
 
 class ResourceValidator:
@@ -68,6 +41,7 @@ class ResourceValidator:
         self.types = types
         self.bindings = bindings
         self.profiles = profiles
+        self.strict = StrictJson(ElementModel.load())
 
     def resource_type_of(self, resource: Any, expected: str | None = None) -> str:
         """Check the body is a JSON object naming a served type (the expected one, if given)."""
@@ -98,35 +72,46 @@ class ResourceValidator:
         return resource_type
 
     def check_structure(self, resource: Any, expected: str | None = None) -> str:
-        """R4B structure, FHIR JSON rules and required bindings; raises FhirError(400) listing every problem."""
+        """FHIR JSON rules, R4B structure and required bindings; raises FhirError(400) listing every problem."""
         resource_type = self.resource_type_of(resource, expected)
-        issues: list[Issue] = []
-        resource_id = resource.get("id")
-        if resource_id is not None and not (isinstance(resource_id, str) and ID_PATTERN.match(resource_id)):
-            issues.append(Issue("value", f"Invalid id {resource_id!r}: 1-64 of A-Z a-z 0-9 - .",
-                                expression=(f"{resource_type}.id",)))
-        empties: list[str] = []
-        if may_hold_empty_elements(resource):
-            empty_elements(resource, resource_type, empties)
-        issues.extend(
-            Issue("structure", f"Empty element or control character at {path}: FHIR JSON forbids empty "
-                  "objects, arrays and strings, and characters below U+0020 other than tab, CR and LF",
-                  expression=(path,))
-            for path in empties[:MAX_REPORTED_ISSUES]
-        )
-        try:
-            self.types.model(resource_type).model_validate(resource)
-        except pydantic.ValidationError as exc:
-            for err in exc.errors()[:MAX_REPORTED_ISSUES]:
-                where = location_of(resource_type, tuple(err.get("loc", ())))
-                message = str(err.get("msg", "invalid")).replace("\n", " ")
-                message = re.sub(r"\s+", " ", message)
-                issues.append(Issue("structure", f"{where}: {message}", expression=(where,)))
-        except (ValueError, TypeError) as exc:
-            issues.append(Issue("structure", f"{resource_type}: {exc}", expression=(resource_type,)))
+        self.refuse_problems(resource, resource_type, resource)
+        return resource_type
+
+    def check_envelope(self, bundle: dict[str, Any]) -> None:
+        """A batch or transaction Bundle posted to the base, before any entry runs and without the resources
+        its entries write (`envelope`): validated as a resource, the R4B model seeing each distinct entry once."""
+        self.refuse_problems(bundle, "Bundle", *distinct_entries(bundle))
+
+    def refuse_problems(self, resource: dict[str, Any], resource_type: str, modelled: dict[str, Any],
+                        indexes: list[int] | None = None) -> None:
+        """Raise FhirError(400) naming every problem: the FHIR JSON rules and required bindings of `resource`,
+        the R4B model's issues with `modelled` (the resource, or a stand-in whose entries `indexes` places)
+        that name no element the rules named already."""
+        issues = self.strict.issues(resource, resource_type)[:MAX_REPORTED_ISSUES]
+        if not any(issue.code == "too-costly" for issue in issues):  # too deep for the model to walk
+            located = tuple(path for issue in issues for path in issue.expression)
+            for issue in self.model_issues(modelled, resource_type):
+                issue = issue if indexes is None else relocated(issue, indexes)
+                where = issue.expression[0]
+                if where not in located and not where.startswith(tuple(f"{p}{c}" for p in located for c in ".[")):
+                    issues.append(issue)
         if not issues:
             for problem in self.bindings.check(resource)[:MAX_REPORTED_ISSUES]:
                 issues.append(Issue("code-invalid", problem.message, expression=(problem.expression,)))
         if issues:
             raise FhirError(400, issues)
-        return resource_type
+
+    def model_issues(self, resource: dict[str, Any], resource_type: str) -> list[Issue]:
+        """What the R4B model refuses (cardinality, choices, required elements, calendar dates)."""
+        try:
+            self.types.model(resource_type).model_validate(resource)
+        except pydantic.ValidationError as exc:
+            issues = []
+            for err in exc.errors()[:MAX_REPORTED_ISSUES]:
+                where = location_of(resource_type, tuple(err.get("loc", ())))
+                message = re.sub(r"\s+", " ", str(err.get("msg", "invalid")))
+                issues.append(Issue("structure", f"{where}: {message}", expression=(where,)))
+            return issues
+        except (ValueError, TypeError) as exc:
+            return [Issue("structure", f"{resource_type}: {exc}", expression=(resource_type,))]
+        return []

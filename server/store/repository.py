@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from ..fhir import jsontext
 from ..fhir.dates import format_http_date, format_instant, now_us
 from ..fhir.outcome import FhirError, Issue, bad_request, gone, not_found, precondition_failed
 from ..fhir.text import plain_int
@@ -64,7 +65,7 @@ class StoredResource:
         """The resource parsed (only where a caller needs to look inside it)."""
         if self.body is None:
             raise gone(f"{self.type}/{self.id} is deleted")
-        return orjson.loads(self.body)
+        return jsontext.loads(self.body)  # numbers as written, for a caller that writes the resource back
 
 
 CurrentRow = tuple[int, int, int, bool, str | None]
@@ -545,7 +546,7 @@ class Repository:
         if expected is not None and expected != current[1]:
             raise precondition_failed(
                 f"Version conflict on {resource_type}/{resource_id}: If-Match is {expected}, current is {current[1]}")
-        patched = apply(orjson.loads(current[4]))
+        patched = apply(jsontext.loads(current[4]))
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise FhirError(422, [Issue("processing", "The patch changed the resource type or removed it")])
         if patched.get("id") != resource_id:
@@ -632,7 +633,7 @@ class Repository:
             new_meta.update((k, v) for k, v in meta.items() if k not in ("versionId", "lastUpdated"))
         body: dict[str, Any] = {"resourceType": resource_type, "id": resource_id, "meta": new_meta}
         body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-        return orjson.dumps(body).decode()
+        return jsontext.dumps(body).decode()
 
     def queue_create(self, resource_type: str, resource_id: str, resource: dict[str, Any],
                      method: str) -> StoredResource:
@@ -764,9 +765,12 @@ def content_of(resource: dict[str, Any]) -> dict[str, Any]:
 def same_content(stored_body: str, resource: dict[str, Any]) -> bool:
     """Whether an update would change nothing: equal apart from versionId, lastUpdated and source
     (a reload that only names a newer load as its source keeps the version that first wrote it)."""
-    stored = orjson.loads(stored_body)
+    stored = jsontext.loads(stored_body)
     candidate = {**resource, "id": stored.get("id")}
-    return content_of(stored) == content_of(candidate)
+    if content_of(stored) != content_of(candidate):
+        return False
+    as_written = orjson.OPT_SORT_KEYS  # equal values, and equal numbers as written too (1.50 is not 1.5)
+    return jsontext.dumps(content_of(stored), as_written) == jsontext.dumps(content_of(candidate), as_written)
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
+from ..jsontext import dumps
 from ..outcome import Issue
 from .rules import Rule, Slicing
 from .terminology import CompiledValueSet
@@ -216,4 +215,4 @@ def matches_pattern(value: Any, pattern: Any) -> bool:
 
 
 def show(value: Any) -> str:
-    return orjson.dumps(value).decode() if value.__class__ in (dict, list) else repr(value)
+    return dumps(value).decode() if value.__class__ in (dict, list) else repr(value)
