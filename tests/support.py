@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -62,3 +63,18 @@ def wait_for(url: str, seconds: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not come up")
+
+
+def app_on_own_database(tmp_path_factory: Any, **settings: str) -> Iterator[Any]:
+    """An authenticated app with its own settings on a database of its own, dropped afterwards."""
+    from server.app import create_app
+    from server.config import Settings
+    from tests.auth import authenticate_app
+    from tests.conftest import create_database
+
+    url, drop = create_database(tmp_path_factory.mktemp("own"))
+    application = create_app(Settings.from_env({}, database_url=url, **settings))
+    authenticate_app(application)
+    yield application
+    application.extensions["sharedcare"].services.database.dispose()
+    drop()  # type: ignore[operator]

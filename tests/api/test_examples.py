@@ -15,12 +15,8 @@ import orjson
 import pytest
 from flask import Flask
 
-from server.app import create_app
-from server.config import Settings
-from tests.auth import authenticate_app
-from tests.conftest import create_database
 from tests.scr_examples import reference_strings
-from tests.support import FHIR_JSON
+from tests.support import FHIR_JSON, app_on_own_database
 
 REFUSED_BY_STRUCTURE = {"Evidence-example.json", "Questionnaire-qs1.json"}
 REFUSED_BY_INTEGRITY = 260  # of the 679 stored without the check: their targets are not among the examples
@@ -34,15 +30,6 @@ MISSING_TARGET = re.compile(r"refers to ([A-Za-z]+/[A-Za-z0-9\-.]+), which does 
 
 def example_files(shared_dir: Path) -> list[Path]:
     return sorted((shared_dir / "fhir-r4" / "examples").glob("*.json"))
-
-
-def app_on_own_database(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[Flask]:
-    url, drop = create_database(tmp_path_factory.mktemp("examples"))
-    application = create_app(Settings.from_env({}, database_url=url, **settings))
-    authenticate_app(application)
-    yield application
-    application.extensions["sharedcare"].services.database.dispose()
-    drop()  # type: ignore[operator]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 
 from loaders.sinks import InProcessSink, SinkError
@@ -16,7 +17,7 @@ from server.fhir import jsontext
 from server.fhir.jsontext import MAX_JSON_DEPTH
 from server.fhir.strict import MAX_STRING_CHARS
 from server.store.schema import resource_versions, resources
-from tests.support import FHIR_JSON, assert_outcome, patient, unique
+from tests.support import FHIR_JSON, app_on_own_database, assert_outcome, patient, unique
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 MARK = "https://sharedcare.example.org/Id/strict-json-test"
@@ -433,9 +434,16 @@ def exact_form(value: Any) -> Any:
     return value
 
 
-def test_hl7_examples_keep_their_decimals_as_written(client, shared_dir):
+@pytest.fixture(scope="module")
+def unchecked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """A server that does not check references: the HL7 examples name resources outside their set."""
+    yield from app_on_own_database(tmp_path_factory, referential_integrity="off")
+
+
+def test_hl7_examples_keep_their_decimals_as_written(unchecked, shared_dir):
     """Every HL7 example with a number a float would change (`125.00`, `1.0e2`) is stored and served with
     the same text, sent as the file is."""
+    client = unchecked.test_client()
     exact = []
     for path in sorted((shared_dir / "fhir-r4" / "examples").glob("*.json")):
         raw = path.read_bytes()
