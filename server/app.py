@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles, settings.access_policy_dir or None,
                                    settings.referential_integrity)
+    if settings.audit_spool_dir:
+        services.audit.use_spool(settings.audit_spool_dir, database, fsync=settings.audit_spool_fsync)
     install_care(services)  # case management: its write listener (incidence) and operations
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)

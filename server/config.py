@@ -28,6 +28,8 @@ class Settings:
     access_policy_dir: str = ""
     audit_reads_sync: bool = False
     referential_integrity: str = "write,delete"
+    audit_spool_dir: str = ""
+    audit_spool_fsync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -47,5 +49,7 @@ class Settings:
             access_policy_dir=env.get("ACCESS_POLICY_DIR", ""),
             audit_reads_sync=env.get("AUDIT_READS_SYNC", "") in ("1", "true", "yes"),
             referential_integrity=env.get("REFERENTIAL_INTEGRITY", "write,delete"),
+            audit_spool_dir=env.get("AUDIT_SPOOL_DIR", ""),
+            audit_spool_fsync=env.get("AUDIT_SPOOL_FSYNC", "") in ("1", "true", "yes"),
         )
         return replace(settings, **overrides)

@@ -43,7 +43,7 @@ def begin(caller: Caller, request: FhirRequest, interaction: str, variables: dic
 
 
 def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> None:
-    """Write the record as the unit ends: in the write's own transaction, or at once for a read."""
+    """Write the record as the unit ends: in the write's own transaction, or kept at once for a read."""
     services = repo.services
     ended = record.ended(response.status)
     ended.patients.update(repo.patients)
@@ -53,10 +53,13 @@ def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> 
                         alert=True)
 
     def write() -> None:
-        if record.written:  # a retried unit whose record was already kept (a read's commits at once)
+        if record.written:  # a retried unit whose record was already kept (a read's is kept at once)
             return
-        services.audit.write(repo.connection, ended, repo.touched)
-        record.written = not repo.connection.get_execution_options().get("writing")
+        if repo.connection.get_execution_options().get("writing"):
+            services.audit.write(repo.connection, ended, repo.touched)
+        else:
+            services.audit.keep(services.database, ended, repo.connection, repo.touched)
+            record.written = True
         if ended.alert and repo.caller.break_glass is not None and repo.policy.break_glass:
             raise_privacy_task(repo, ended)
 
@@ -64,7 +67,7 @@ def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> 
 
 
 def on_refusal(services: StoreServices, record: AuditRecord, exc: BaseException) -> None:
-    """Record a request that was refused or failed (its own transaction: the request's rolled back)."""
+    """Record a request that was refused or failed (apart from the request's unit, which rolled back)."""
     if record.written:  # the answer's record is kept already; what failed after it is in the log
         return
     if isinstance(exc, FhirError):
@@ -72,9 +75,7 @@ def on_refusal(services: StoreServices, record: AuditRecord, exc: BaseException)
         detail = "; ".join(issue.get("diagnostics", "") for issue in exc.outcome().get("issue", []))
     else:
         status, detail = 500, f"internal error: {type(exc).__name__}"
-    ended = record.ended(status, detail)
-    with services.database.writer.begin() as connection:
-        services.audit.write(connection, ended, [])
+    services.audit.keep(services.database, record.ended(status, detail))
 
 
 def raise_privacy_task(repo: Repository, record: AuditRecord) -> None:
@@ -128,8 +129,7 @@ def auth_event_recorder(services: StoreServices) -> Any:
             query=f"{method} {path}"[:4000], alert=event.refused,
             detail=(f"{detail}; scope {event.scope}" if event.scope and not event.refused else detail)[:4000],
             status=event.status)
-        with services.database.writer.begin() as connection:
-            services.audit.write(connection, entry, [])
+        services.audit.keep(services.database, entry)
 
     return record
 

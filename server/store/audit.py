@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select
+import orjson
+from sqlalchemy import Connection, and_, delete, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..security.audit import AuditRecord
 from .among import among
-from .bulk import driver_query
-from .db import is_postgres
-from .schema import audit_events, audit_patients, idx_reference, resources
+from .auditspool import AuditSpool, spool_folder
+from .bulk import driver_query, insert_rows
+from .db import Database, is_postgres
+from .schema import audit_events, audit_patients, audit_spools, idx_reference, resources
 
 COLUMNS = ("recorded", "request_id", "client", "organization", "kind", "interaction", "action", "status",
            "resource_type", "resource_id", "query", "purpose", "alert", "detail")
@@ -22,6 +26,8 @@ NAMED_WRITE = (
     "SELECT DISTINCT p, a.pk FROM a, unnest(CAST(? AS text[])) AS p"
 )
 """The audit row and the people named in the record, in one statement."""
+
+SHIPMENT_BYTES = 4 * 1024 * 1024  # at most this much of a spool goes into the trail per transaction
 
 
 def pg_write(compartment_keys: list[int]) -> str:
@@ -41,13 +47,84 @@ def pg_write(compartment_keys: list[int]) -> str:
 
 @dataclass
 class AuditTrail:
-    """Writes audit records (in the request's own transaction for writes; at once for reads) and reads them."""
+    """Writes audit records (in the request's own transaction for writes; at once, or into the process's
+    spool when there is one, for the rest) and reads them."""
 
     compartment_keys: list[int]
     statement: str = ""
+    spool: AuditSpool | None = None
 
     def __post_init__(self) -> None:
         self.statement = pg_write(self.compartment_keys)
+
+    def use_spool(self, root: str, database: Database, *, fsync: bool = False) -> None:
+        """Keep the records of reads and refusals in a local spool per process under `root`, shipped into
+        the trail in batches (see `AuditSpool`); start shipping, first the spools of processes gone."""
+        folder = spool_folder(root, database.writer.url.render_as_string(hide_password=True))
+        self.spool = AuditSpool(folder, lambda path: self.ship(database, path),
+                                lambda name: self.forget(database, name), fsync=fsync)
+        self.spool.start()
+
+    def keep(self, database: Database, record: AuditRecord, connection: Connection | None = None,
+             pks: list[int] | None = None) -> None:
+        """Keep a record outside any write transaction (a read's, a refusal's, a token request's) before its
+        answer leaves: appended to the spool, or else in one statement on `connection` (an autocommit
+        reader) or in a transaction of its own."""
+        if self.spool is None:
+            if connection is not None:
+                self.write(connection, record, pks or [])
+                return
+            with database.writer.begin() as own:
+                self.write(own, record, pks or [])
+            return
+        patients = set(record.patients)
+        if pks and connection is not None:
+            patients |= self.patients_of_resources(connection, pks)
+        entry = {name: getattr(record, name) for name in COLUMNS}
+        entry["patients"] = sorted(patients)
+        self.spool.append(orjson.dumps(entry) + b"\n")
+
+    def ship_outstanding(self) -> None:
+        """Put every spooled record, of any process, into the trail (before the trail is read)."""
+        if self.spool is not None:
+            self.spool.ship_all()
+
+    def ship(self, database: Database, path: Path) -> int:
+        """Move the records of a spool that are not in the trail yet into it, in one transaction that also
+        moves the spool's shipped mark (its row locked first, so no record goes in twice); how many."""
+        with database.writer.connect() as plain:
+            connection = plain.execution_options(writing=True)  # SQLite: the write lock from the start
+            with connection.begin() as transaction:
+                shipped = claim_spool(connection, path.name)
+                data = read_from(path, shipped)  # only under the lock: a spool removed meanwhile is not read again
+                end = data.rfind(b"\n") + 1 if data is not None else 0  # whole records: a write may be under way
+                if not end:
+                    transaction.rollback()
+                    return 0
+                entries = [orjson.loads(line) for line in data[:end].splitlines()]  # type: ignore[index]
+                self.write_many(connection, entries)
+                connection.execute(update(audit_spools).where(audit_spools.c.name == path.name)
+                                   .values(shipped=shipped + end))
+                return len(entries)
+
+    @staticmethod
+    def forget(database: Database, name: str) -> None:
+        with database.writer.begin() as connection:
+            connection.execute(delete(audit_spools).where(audit_spools.c.name == name))
+
+    def write_many(self, connection: Connection, entries: list[dict[str, Any]]) -> None:
+        """Store spooled records (their columns and `patients`), in their order."""
+        if not is_postgres(connection):
+            for entry in entries:
+                record = AuditRecord(**{name: entry[name] for name in COLUMNS}, patients=set(entry["patients"]))
+                self.write(connection, record, [])
+            return
+        pks = list(connection.execute(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'pk')) "
+                                           "FROM generate_series(1, :n)"), {"n": len(entries)}).scalars())
+        insert_rows(connection, "audit_events", ("pk", *COLUMNS),
+                    [(pk, *(entry[name] for name in COLUMNS)) for pk, entry in zip(pks, entries, strict=True)])
+        insert_rows(connection, "audit_patients", ("patient", "audit_pk"),
+                    [(patient, pk) for pk, entry in zip(pks, entries, strict=True) for patient in entry["patients"]])
 
     def write(self, connection: Connection, record: AuditRecord, pks: list[int]) -> None:
         """Store one record and the patients it carried: those named, and those of the resources `pks`
@@ -115,6 +192,24 @@ class AuditTrail:
 
     def get(self, connection: Connection, pk: int) -> Any:
         return connection.execute(select(audit_events).where(audit_events.c.pk == pk)).first()
+
+
+def read_from(path: Path, offset: int) -> bytes | None:
+    """What a spool holds from `offset` on (at most SHIPMENT_BYTES), or None when it is gone."""
+    try:
+        with path.open("rb") as spool:
+            spool.seek(offset)
+            return spool.read(SHIPMENT_BYTES)
+    except FileNotFoundError:
+        return None
+
+
+def claim_spool(connection: Connection, name: str) -> int:
+    """Lock a spool's bookkeeping row (made at its first shipment) for this transaction; its shipped mark."""
+    dialect = postgresql if is_postgres(connection) else sqlite
+    connection.execute(dialect.insert(audit_spools).values(name=name, shipped=0).on_conflict_do_nothing())
+    return connection.execute(select(audit_spools.c.shipped).where(audit_spools.c.name == name)
+                              .with_for_update()).scalar_one()
 
 
 def outcome_clause(outcome: str) -> Any:

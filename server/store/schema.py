@@ -271,6 +271,13 @@ audit_patients = Table(
     Column("audit_pk", BigInteger, primary_key=True),
 )
 
+audit_spools = Table(
+    "audit_spools",
+    metadata,
+    Column("name", Text, primary_key=True, comment="a server process's audit spool file (AUDIT_SPOOL_DIR)"),
+    Column("shipped", BigInteger, nullable=False, comment="bytes of it already in audit_events"),
+)
+
 # The people each organisation holds, kept as rows so a caller's reach is one join: a holder is an access
 # policy's kind and an organisation (`gp|https://fhir.nhs.uk/Id/ods-organization-code|A81001`). Written by
 # `store/search/holdings.py` only: a holder's rows are made when a caller of it first needs them, and kept
