@@ -68,6 +68,7 @@ class AuditSpool:
         self.pid = 0  # the process the current spool and thread belong to (a forked child starts its own)
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.idle: dict[Path, int] = {}  # spool -> its size when it last had nothing whole left to ship
 
     def append(self, line: bytes) -> None:
         """Keep one record (a line of JSON ending in a newline)."""
@@ -150,11 +151,21 @@ class AuditSpool:
         after its last newline would be a write that never returned: no request was answered on them."""
         self.ship_out(path)
         path.unlink()
+        self.idle.pop(path, None)
         self.forget(path.name)
 
     def ship_out(self, path: Path) -> None:
-        while self.ship(path):
-            pass
+        """Ship a spool until nothing whole is left in it; a spool that has not grown since that was last
+        found costs no transaction."""
+        while True:
+            try:
+                size = path.stat().st_size  # before shipping: what is appended later is looked at next time
+            except FileNotFoundError:
+                self.idle.pop(path, None)
+                return
+            if self.idle.get(path) == size or not self.ship(path):
+                self.idle[path] = size
+                return
 
     def close(self) -> None:
         """Stop shipping: ship this process's spool a last time and remove it."""
