@@ -68,6 +68,7 @@ class AuditSpool:
         self.pid = 0  # the process the current spool and thread belong to (a forked child starts its own)
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.retired: list[SpoolFile] = []  # this process's full spools, still to be removed
         self.idle: dict[Path, int] = {}  # spool -> its size when it last had nothing whole left to ship
 
     def append(self, line: bytes) -> None:
@@ -106,7 +107,8 @@ class AuditSpool:
             log.exception("shipping audit records from %s failed; they stay there", self.folder)
 
     def ship_own(self) -> None:
-        """Ship this process's spool; once it is large, continue in a fresh one and remove the old."""
+        """Ship this process's spool; once it is large, continue in a fresh one and remove the old (or retry
+        that at the next round, if the database is away)."""
         current = self.current
         if current is None:
             return
@@ -115,8 +117,15 @@ class AuditSpool:
             fresh = SpoolFile(self.folder, self.fsync)
             with self.lock:
                 self.current = fresh
-            self.remove(current.path)
-            os.close(current.fd)
+            self.retired.append(current)
+        self.remove_retired()
+
+    def remove_retired(self) -> None:
+        while self.retired:
+            retired = self.retired[0]
+            self.remove(retired.path)
+            os.close(retired.fd)
+            self.retired.pop(0)
 
     def ship_all(self) -> None:
         """Ship every spool of the folder, this process's, other live processes' and the dead's."""
@@ -177,8 +186,8 @@ class AuditSpool:
             current = self.current
             self.current, self.pid = None, 0
         if current is not None:
-            self.remove(current.path)
-            os.close(current.fd)
+            self.retired.append(current)
+        self.remove_retired()
 
 
 def same_file(path: Path, fd: int) -> bool:
