@@ -96,9 +96,9 @@ class AuditSpool:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_EVERY
                 self.attempt(self.sweep)
-            self.attempt(self.ship_own)
             if self.stopped.wait(SHIP_EVERY):
-                return
+                return  # `close` ships what is left
+            self.attempt(self.ship_own)
 
     def attempt(self, step: Callable[[], None]) -> None:
         try:
