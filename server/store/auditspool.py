@@ -83,7 +83,7 @@ class AuditSpool:
         with self.lock:
             if self.pid == os.getpid():
                 return
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # records name patients: private
             self.current = SpoolFile(self.folder, self.fsync)
             self.pid = os.getpid()
             self.stopped = threading.Event()
