@@ -96,7 +96,8 @@ class AuditTrail:
             connection = plain.execution_options(writing=True)  # SQLite: the write lock from the start
             with connection.begin() as transaction:
                 shipped = claim_spool(connection, path.name)
-                data = read_from(path, shipped)  # only under the lock: a spool removed meanwhile is not read again
+                # read only under the lock: a spool removed meanwhile is not read again from its start
+                data = read_from(path, shipped) if shipped is not None else None
                 end = data.rfind(b"\n") + 1 if data is not None else 0  # whole records: a write may be under way
                 if not end:
                     transaction.rollback()
@@ -104,7 +105,7 @@ class AuditTrail:
                 entries = [orjson.loads(line) for line in data[:end].splitlines()]  # type: ignore[index]
                 self.write_many(connection, entries)
                 connection.execute(update(audit_spools).where(audit_spools.c.name == path.name)
-                                   .values(shipped=shipped + end))
+                                   .values(shipped=shipped + end))  # type: ignore[operator]
                 return len(entries)
 
     @staticmethod
@@ -204,12 +205,13 @@ def read_from(path: Path, offset: int) -> bytes | None:
         return None
 
 
-def claim_spool(connection: Connection, name: str) -> int:
-    """Lock a spool's bookkeeping row (made at its first shipment) for this transaction; its shipped mark."""
+def claim_spool(connection: Connection, name: str) -> int | None:
+    """Lock a spool's bookkeeping row (made at its first shipment) for this transaction; its shipped mark, or
+    None when the row went as this ran (the spool was shipped whole and removed meanwhile)."""
     dialect = postgresql if is_postgres(connection) else sqlite
     connection.execute(dialect.insert(audit_spools).values(name=name, shipped=0).on_conflict_do_nothing())
     return connection.execute(select(audit_spools.c.shipped).where(audit_spools.c.name == name)
-                              .with_for_update()).scalar_one()
+                              .with_for_update()).scalar_one_or_none()
 
 
 def outcome_clause(outcome: str) -> Any:
