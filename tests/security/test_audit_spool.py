@@ -50,7 +50,11 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def spooled_app(url: str, spool: Path) -> Flask:
     app = create_app(Settings.from_env({}, database_url=url, audit_spool_dir=str(spool)))
-    authenticate_app(app)
+    try:
+        authenticate_app(app)
+    except BaseException:
+        close(app)
+        raise
     return app
 
 
