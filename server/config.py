@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .store.deadlines import StatementLimits
+
 DEFAULT_DATABASE = "sqlite:///" + str(Path("var") / "sharedcare.db")
 DEFAULT_PROJECT_BASE = "https://sharedcare.example.org/fhir"
 
@@ -19,6 +21,7 @@ class Settings:
     base_url: str = ""
     fhir_path: str = "/fhir"
     max_request_bytes: int = 64 * 1024 * 1024
+    max_request_line: int = 8000
     pool_size: int = 5
     echo_sql: bool = False
     log_level: str = "INFO"
@@ -28,6 +31,7 @@ class Settings:
     access_policy_dir: str = ""
     audit_reads_sync: bool = False
     referential_integrity: str = "write,delete"
+    statement_limits: StatementLimits = field(default_factory=StatementLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -38,6 +42,7 @@ class Settings:
             base_url=env.get("BASE_URL", "").rstrip("/"),
             fhir_path="/" + env.get("FHIR_PATH", "/fhir").strip("/"),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
+            max_request_line=int(env.get("MAX_REQUEST_LINE", "8000")),
             pool_size=int(env.get("DB_POOL_SIZE", "5")),
             echo_sql=env.get("ECHO_SQL", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
@@ -47,5 +52,10 @@ class Settings:
             access_policy_dir=env.get("ACCESS_POLICY_DIR", ""),
             audit_reads_sync=env.get("AUDIT_READS_SYNC", "") in ("1", "true", "yes"),
             referential_integrity=env.get("REFERENTIAL_INTEGRITY", "write,delete"),
+            statement_limits=StatementLimits(
+                search_ms=int(env.get("STATEMENT_TIMEOUT_SEARCH_MS", StatementLimits.search_ms)),
+                write_ms=int(env.get("STATEMENT_TIMEOUT_WRITE_MS", StatementLimits.write_ms)),
+                operation_ms=int(env.get("STATEMENT_TIMEOUT_OPERATION_MS", StatementLimits.operation_ms)),
+            ),
         )
         return replace(settings, **overrides)
