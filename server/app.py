@@ -15,6 +15,7 @@ from .api.http import FhirHttp, install_error_funnel
 from .api.operations import register_all
 from .care.service import install as install_care
 from .config import Settings
+from .logbounds import bound_log_lines
 from .security.authserver import AuthServer
 from .security.clients import policy_folders
 from .store.db import Database
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build a Flask app for the given settings (from the environment by default)."""
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level)
+    bound_log_lines()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     database = Database.connect(settings.database_url, pool_size=settings.pool_size, echo=settings.echo_sql,
