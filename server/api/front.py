@@ -109,7 +109,8 @@ class FrontWorker(ThreadWorker):
     arrived: the event loop reads heads and bodies as they come, so stalled or slow clients hold no thread.
     A head must arrive within `REQUEST_HEADER_TIMEOUT` seconds and a body may pause at most
     `REQUEST_BODY_TIMEOUT` seconds, or the answer is 408. Every refusal of the front (request line, header
-    size and count, framing) is an OperationOutcome, not gunicorn's HTML."""
+    size and count, framing) is an OperationOutcome, not gunicorn's HTML. (With TLS terminated by gunicorn
+    itself, requests go to threads as gunicorn's own worker sends them: put a proxy in front instead.)"""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
