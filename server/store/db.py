@@ -28,6 +28,7 @@ from .deadlines import (
 #: SQLSTATEs of a connection the server ended: connection exceptions (class 08), and an administrator's
 #: termination, a crash or a shutdown of the server (57P01-57P03)
 LOST_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection: an unreachable host fails fast (503), not after minutes
 
 
 class OutcomeUnknown(Exception):
@@ -86,7 +87,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, statement_m
         return engine
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600, pool_pre_ping=True,
-        hide_parameters=True, connect_args=session_options(statement_ms),
+        hide_parameters=True, connect_args={**session_options(statement_ms), "connect_timeout": CONNECT_TIMEOUT},
     )
 
 
@@ -253,7 +254,8 @@ class Database:
         reader = create_engine(
             normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
             isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=True, hide_parameters=True,
-            connect_args=session_options(limits and limits.search_ms, f"-c synchronous_commit={commits}"),
+            connect_args={**session_options(limits and limits.search_ms, f"-c synchronous_commit={commits}"),
+                          "connect_timeout": CONNECT_TIMEOUT},
         )
         return cls(writer, reader, pool_size, limits)
 
