@@ -129,27 +129,29 @@ class FrontWorker(ThreadWorker):
         now = time.monotonic()
         self.filling[conn] = Filling(bytearray(ahead or b""), now, now)
         conn.sock.setblocking(False)
-        if ahead and self.fill_done(conn):
-            return
-        self.poller.register(conn.sock, selectors.EVENT_READ, lambda _sock: self.on_fill_readable(conn))
+        if not self.read_some(conn):  # usually the request is there already (its socket was readable)
+            self.poller.register(conn.sock, selectors.EVENT_READ, lambda _sock: self.on_fill_readable(conn))
 
     def on_fill_readable(self, conn: TConn) -> None:
-        filling = self.filling.get(conn)
-        if filling is None:
-            return
+        if conn in self.filling and self.read_some(conn):
+            with suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+
+    def read_some(self, conn: TConn) -> bool:
+        """Read what has arrived; whether the connection is done filling (handed to a thread, or closed)."""
+        filling = self.filling[conn]
         try:
             piece = conn.sock.recv(READ_PIECE)
         except (BlockingIOError, InterruptedError):
-            return
+            return self.fill_done(conn)
         except OSError:
             piece = b""
         if not piece:  # the client went away before its request was whole
             self.drop_filling(conn)
-            return
+            return True
         filling.data += piece
         filling.idle_since = time.monotonic()
-        if self.fill_done(conn):
-            self.poller.unregister(conn.sock)
+        return self.fill_done(conn)
 
     def fill_done(self, conn: TConn) -> bool:
         """Hand the connection to a thread when its request is whole; whether it was."""
