@@ -20,7 +20,7 @@ class StatementLimits:
     """Milliseconds one database statement may run: in a search or read, in a write, in an operation
     (`$stratify`, `$everything`, `$outcomes`...). 0 means no limit."""
 
-    search_ms: int = 5000
+    search_ms: int = 10000
     write_ms: int = 30000
     operation_ms: int = 120000
 
