@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .store.deadlines import StatementLimits
+
 DEFAULT_DATABASE = "sqlite:///" + str(Path("var") / "sharedcare.db")
 DEFAULT_PROJECT_BASE = "https://sharedcare.example.org/fhir"
 
@@ -19,6 +21,7 @@ class Settings:
     base_url: str = ""
     fhir_path: str = "/fhir"
     max_request_bytes: int = 64 * 1024 * 1024
+    max_request_line: int = 8000
     pool_size: int = 5
     echo_sql: bool = False
     log_level: str = "INFO"
@@ -30,6 +33,7 @@ class Settings:
     referential_integrity: str = "write,delete"
     audit_spool_dir: str = ""
     audit_spool_fsync: bool = False
+    statement_limits: StatementLimits = field(default_factory=StatementLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -40,6 +44,7 @@ class Settings:
             base_url=env.get("BASE_URL", "").rstrip("/"),
             fhir_path="/" + env.get("FHIR_PATH", "/fhir").strip("/"),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(64 * 1024 * 1024))),
+            max_request_line=int(env.get("MAX_REQUEST_LINE", "8000")),
             pool_size=int(env.get("DB_POOL_SIZE", "5")),
             echo_sql=env.get("ECHO_SQL", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
@@ -51,5 +56,10 @@ class Settings:
             referential_integrity=env.get("REFERENTIAL_INTEGRITY", "write,delete"),
             audit_spool_dir=env.get("AUDIT_SPOOL_DIR", ""),
             audit_spool_fsync=env.get("AUDIT_SPOOL_FSYNC", "") in ("1", "true", "yes"),
+            statement_limits=StatementLimits(
+                search_ms=int(env.get("STATEMENT_TIMEOUT_SEARCH_MS", StatementLimits.search_ms)),
+                write_ms=int(env.get("STATEMENT_TIMEOUT_WRITE_MS", StatementLimits.write_ms)),
+                operation_ms=int(env.get("STATEMENT_TIMEOUT_OPERATION_MS", StatementLimits.operation_ms)),
+            ),
         )
         return replace(settings, **overrides)

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
-
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..fhir.outcome import FhirError, Issue, not_found
 from ..security.context import Caller
 from ..security.policy import authorize_operation
+from ..store.db import OutcomeUnknown, connection_lost
 from ..store.services import StoreServices
 from . import audit_events, auditing, handlers
 from .bundles import BundleProcessor
 from .capabilities import capability_statement
+from .faults import database_fault, described
 from .model import FhirRequest, FhirResponse
 from .render import Subsetter, dumps
 from .router import Interaction, Operation, Router, route
 
 log = logging.getLogger(__name__)
 RETRIES = 3
+RECONNECT_PAUSE = 0.1  # seconds before the first retry on a new connection after one was lost
 
 
 def routes() -> list:
@@ -104,22 +106,44 @@ class FhirApi:
                                             ("X-Break-Glass-Reason",))])
             return self.attempt(handler, variables, writing, request, caller, record)
         except Exception as exc:
-            auditing.on_refusal(self.services, record, exc)
+            try:
+                auditing.on_refusal(self.services, record, exc)
+            except Exception as failure:
+                if not connection_lost(failure):
+                    raise
+                log.warning("no audit record for %s: the database is not reachable",
+                            described(request.method, request.path, request.params))
             raise
 
     def attempt(self, handler: Any, variables: dict[str, str], writing: bool, request: FhirRequest,
                 caller: Caller, record: Any) -> FhirResponse:
+        """Run the request in a unit of work; again on a serialisation failure or deadlock, and on a new
+        connection when the one it ran on was lost before its commit (so the database rolled it back). A
+        database fault that remains is answered 503 (see `faults`)."""
+        operation = isinstance(handler, Operation)
         for attempt in range(RETRIES):
             try:
-                with self.services.unit(caller, writing=writing) as repo:
+                with self.services.unit(caller, writing=writing, operation=operation) as repo:
                     response = self.run(handler, variables, request, repo)
                     auditing.on_answer(repo, record, response)
                     return response
-            except OperationalError as exc:
-                if attempt + 1 < RETRIES and retryable(exc):
-                    log.warning("retrying after %s", exc.orig)
-                    continue
+            except FhirError:
                 raise
+            except Exception as exc:
+                lost = connection_lost(exc) and not isinstance(exc, OutcomeUnknown)
+                if attempt + 1 < RETRIES and (retryable(exc) or lost):
+                    log.warning("retrying %s after %s", "on a new connection" if lost else "the unit",
+                                str(getattr(exc, "orig", exc)).splitlines()[0][:300] if str(exc) else type(exc))
+                    if lost:
+                        time.sleep(RECONNECT_PAUSE * attempt)
+                    continue
+                limit = self.services.database.statement_limit(writing=writing, operation=operation)
+                fault = database_fault(exc, request.method, request.path, request.params, limit)
+                if fault is None:
+                    raise
+                log.warning("%s: answered %s: %s", described(request.method, request.path, request.params),
+                            fault.status, type(exc).__name__)
+                raise fault from exc
         raise AssertionError("unreachable")
 
     def dispatch(self, request: FhirRequest, repo: Any, extra: dict[str, str] | None = None) -> FhirResponse:
@@ -160,6 +184,8 @@ class FhirApi:
             raise not_found(f"{variables['type']}/{variables['id']} is not known")
 
 
-def retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
+def retryable(exc: BaseException) -> bool:
+    """A serialisation failure or deadlock (PostgreSQL), or a busy database (SQLite): worth running again."""
+    cause = getattr(exc, "orig", None) or exc
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code in ("40001", "40P01") or "database is locked" in str(cause)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -26,7 +27,9 @@ from ..security.context import Caller
 from ..security.events import BEARER, AuthEvent, AuthFailure
 from ..security.scopes import ScopeSet
 from ..security.smart import CONFIGURATION_PATH, JWKS_PATH, REVOKE_PATH
+from ..store.db import OutcomeUnknown, connection_lost
 from .app import FhirApi
+from .faults import database_fault
 from .model import FhirRequest, FhirResponse, parse_prefer
 from .render import pretty
 
@@ -48,6 +51,7 @@ OUTCOME_TYPE = ("Content-Type", "application/fhir+json; charset=utf-8")
 NO_BODY_STATUSES = (204, 304)
 BODY_PIECE = 64 * 1024
 MAX_REQUEST_ID = 128
+LOGGED_TRACEBACK = 6000  # characters of a traceback logged (its innermost frames)
 OPEN_READS = frozenset({"metadata"})  # FHIR paths any client may GET without a token
 AUTH_PATHS = frozenset({TOKEN_PATH, REVOKE_PATH, JWKS_PATH, CONFIGURATION_PATH})
 AUTH_FORM_BYTES = 64 * 1024
@@ -119,6 +123,17 @@ def refuse_control_characters(path: str, params: list[tuple[str, str]]) -> None:
     for name, value in [("path", path), *params]:
         if CONTROL.search(name) or CONTROL.search(value):
             raise FhirError(400, [Issue("value", f"Control characters are not allowed in '{name}'", (name,))])
+
+
+def refuse_long_target(environ: Environ, max_target: int) -> None:
+    """A URL (path and query) longer than `max_target` bytes is refused (414) with the way to send it."""
+    length = len(environ.get("SCRIPT_NAME", "")) + len(environ.get("PATH_INFO", "")) + \
+        len(environ.get("QUERY_STRING", "")) + 1
+    if length > max_target:
+        raise FhirError(414, [Issue("too-costly", f"The request URL is {length} bytes long, more than this server "
+                                                  f"accepts ({max_target}): send a long search as POST "
+                                                  "[base]/[type]/_search with its parameters in an "
+                                                  "application/x-www-form-urlencoded body")])
 
 
 def read_body(environ: Environ, method: str, max_bytes: int) -> tuple[Any, bytes, str, list[tuple[str, str]]]:
@@ -220,7 +235,8 @@ class FhirHttp:
 
     def __init__(self, api: FhirApi, fallback: WsgiApp, *, fhir_path: str, base_url: str, max_bytes: int,
                  auth: AuthServer, reserved: tuple[str, ...] = ("/health",),
-                 on_auth_event: AuthListener | None = None, on_refusal: RefusalListener | None = None) -> None:
+                 on_auth_event: AuthListener | None = None, on_refusal: RefusalListener | None = None,
+                 max_target: int = 8000) -> None:
         self.api = api
         self.auth = auth
         self.on_auth_event = on_auth_event
@@ -230,6 +246,7 @@ class FhirHttp:
         self.base_url = base_url.rstrip("/")
         self.max_bytes = max_bytes
         self.reserved = reserved
+        self.max_target = max_target
 
     def fhir_part(self, path: str) -> str | None:
         """The path below the FHIR base, or None when the path is not the FHIR API's."""
@@ -250,21 +267,34 @@ class FhirHttp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         request_id = request_id_of(environ)
         try:
-            status, headers, body = self.answer(environ, method, below, request_id)
+            status, headers, body = self.answer_reconnecting(environ, method, below, request_id)
         except FhirError as exc:
             status, headers, body = outcome_answer(exc.status, exc.outcome(), exc.headers)
         except HTTPException as exc:  # from reading the body: the client went away
             status, headers, body = outcome_answer(*http_exception_outcome(exc))
-        except Exception:
-            reference = request_id or str(uuid.uuid4())
-            log.exception("unhandled error (request %s)", reference)
-            issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
-            status, headers, body = outcome_answer(500, operation_outcome([issue]))
+        except Exception as exc:
+            fault = database_fault(exc, method, below, query_params(environ), None)
+            if fault is not None:
+                log.warning("request %s: answered %s: %s", request_id, fault.status, type(exc).__name__)
+                status, headers, body = outcome_answer(fault.status, fault.outcome(), fault.headers)
+            else:
+                status, headers, body = unexpected_answer(exc, request_id, writing=method not in ("GET", "HEAD"))
         headers.append(("X-Request-ID", request_id))
         if status not in NO_BODY_STATUSES:
             headers.append(("Content-Length", str(len(body))))
         start_response(status_line(status), headers)
         return [] if method == "HEAD" or status in NO_BODY_STATUSES else [body]
+
+    def answer_reconnecting(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
+        """The answer; once more when a database connection was found lost before the API took the request
+        (checking its token: the body is not read yet), as the API itself does for its unit of work."""
+        try:
+            return self.answer(environ, method, path, request_id)
+        except Exception as exc:
+            if environ.get("sharedcare.handled") or isinstance(exc, OutcomeUnknown) or not connection_lost(exc):
+                raise
+            log.warning("request %s: checking its token again on a new connection", request_id)
+            return self.answer(environ, method, path, request_id)
 
     def answer(self, environ: Environ, method: str, path: str, request_id: str | None) -> Answer:
         caller = anonymous(request_id)
@@ -282,6 +312,7 @@ class FhirHttp:
                 return 200, [("Allow", allowed)], b""
             raise FhirError(405, [Issue("not-supported", f"{method} is not a FHIR interaction; use {allowed}")],
                             headers={"Allow": allowed})
+        refuse_long_target(environ, self.max_target)
         params = query_params(environ)
         refuse_control_characters(path, params)
         base_url = self.request_base_url(environ)
@@ -415,7 +446,23 @@ def install_error_funnel(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Response:
-        reference = str(uuid.uuid4())
-        log.exception("unhandled error (request %s)", reference)
-        issue = Issue("exception", f"Internal server error (request {reference}); the change was not made")
-        return outcome_response(500, operation_outcome([issue]))
+        status, _headers, body = unexpected_answer(exc, None, writing=False)
+        return Response(body, status=status, headers={"Content-Type": OUTCOME_TYPE[1]})
+
+
+def unexpected_answer(exc: BaseException, request_id: str | None, *, writing: bool) -> Answer:
+    """A 500 for a failure nobody foresaw, logged with the request id the answer names (the error's text cut
+    short: it may hold a whole statement or the client's input). Only a write says its change was not made
+    (its transaction rolled back); a read changed nothing."""
+    reference = request_id or str(uuid.uuid4())
+    log.error("unhandled error (request %s): %s\n%s", reference, short_error(exc),
+              "".join(traceback.format_tb(exc.__traceback__))[-LOGGED_TRACEBACK:])
+    made = "; the change was not made" if writing else ""
+    return outcome_answer(500, operation_outcome([Issue("exception", f"Internal server error (request "
+                                                                      f"{reference}){made}")]))
+
+
+def short_error(exc: BaseException, limit: int = 2000) -> str:
+    """An exception's type and text, at most `limit` characters."""
+    shown = f"{type(exc).__name__}: {exc}"
+    return shown if len(shown) <= limit else shown[:limit] + f"... ({len(shown)} characters)"

@@ -14,7 +14,53 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+
+from .deadlines import (
+    DeadlineConnection,
+    StatementLimits,
+    clear_deadline,
+    limit_statements,
+    prepare_sqlite,
+    session_options,
+)
+
+#: SQLSTATEs of a connection the server ended: connection exceptions (class 08), and an administrator's
+#: termination, a crash or a shutdown of the server (57P01-57P03)
+LOST_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection: an unreachable host fails fast (503), not after minutes
+
+
+class OutcomeUnknown(Exception):
+    """The connection was lost while a transaction committed: the server cannot know whether it did."""
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """Whether an error (from SQLAlchemy or straight from the driver, or one it was raised from) means the
+    database connection is gone (terminated, restarted, failed over, network): its connection must be replaced."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, PendingRollbackError) and "invalid transaction" in str(exc):
+            return True  # a statement after the connection was found lost (and the error caught) in a transaction
+        if isinstance(exc, psycopg.InterfaceError):
+            return True
+        if isinstance(exc, psycopg.OperationalError):
+            state = exc.sqlstate
+            if state is None or state.startswith("08") or state in LOST_CONNECTION_STATES:
+                return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
+
+
+def driver_broken(connection: Connection) -> bool:
+    """Whether the driver connection under a SQLAlchemy connection is closed or broken."""
+    if connection.closed or connection.invalidated:
+        return True
+    raw = connection.connection.driver_connection
+    return bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
 
 
 def normalise_url(url: str) -> str:
@@ -25,19 +71,23 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling."""
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, statement_ms: int | None = None) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling. Pooled connections are
+    checked as they are taken (`pool_pre_ping`), so one the database dropped is replaced, not handed out.
+    `statement_ms` bounds every statement (PostgreSQL's statement_timeout; on SQLite a per-use deadline)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 60})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": 60, "factory": DeadlineConnection})
         configure_sqlite(engine)
         return engine
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600, pool_pre_ping=True,
+        hide_parameters=True, connect_args={**session_options(statement_ms), "connect_timeout": CONNECT_TIMEOUT},
     )
 
 
@@ -54,6 +104,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
+        prepare_sqlite(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
@@ -102,26 +153,40 @@ READ_CONNECTION_LIFETIME = 3600.0
 class KeptReadConnections:
     """Autocommit read connections kept checked out between reads, so a read skips the pool's
     checkout and checkin. Any thread takes an idle one (or opens one) and gives it back after; at most
-    `keep` stay idle, a connection is dropped after a database error or an hour, and all are closed on
-    dispose."""
+    `keep` stay idle, a connection is dropped after a database error (SQLAlchemy's or the driver's,
+    for reads that use the driver directly) or an hour, and all are closed on dispose. When one is found
+    lost, every kept connection opened before it is dropped too (a restart or failover ends them all);
+    the pool checks the ones it hands out."""
 
     def __init__(self, engine: Engine, keep: int) -> None:
         self.engine = engine
         self.keep = keep
         self.idle: deque[tuple[Connection, float]] = deque()  # append and pop are atomic
+        self.lost_at = float("-inf")  # when a kept connection was last found lost
 
     @contextmanager
     def use(self) -> Iterator[Connection]:
         connection, born = self.take()
         try:
             yield connection
-        except DBAPIError:
-            self.close(connection)
+        except DBAPIError as exc:
+            self.drop(connection, exc)
             raise
-        except BaseException:
-            self.give_back(connection, born)
+        except BaseException as exc:
+            if connection_lost(exc) or driver_broken(connection):
+                self.drop(connection, exc)
+            else:
+                self.give_back(connection, born)
             raise
         self.give_back(connection, born)
+
+    def drop(self, connection: Connection, exc: BaseException) -> None:
+        """Close a connection after an error; when the error says it was lost, the older ones go too."""
+        if connection_lost(exc) or driver_broken(connection):
+            self.lost_at = time.monotonic()
+            with suppress(Exception):  # discarded, not given back to the pool
+                connection.invalidate()
+        self.close(connection)
 
     def take(self) -> tuple[Connection, float]:
         while True:
@@ -129,13 +194,17 @@ class KeptReadConnections:
                 connection, born = self.idle.pop()
             except IndexError:
                 return self.engine.connect(), time.monotonic()
-            if connection.invalidated or time.monotonic() - born > READ_CONNECTION_LIFETIME:
+            if self.expired(connection, born):
                 self.close(connection)
                 continue
             return connection, born
 
+    def expired(self, connection: Connection, born: float) -> bool:
+        return (connection.closed or connection.invalidated or born <= self.lost_at
+                or time.monotonic() - born > READ_CONNECTION_LIFETIME)
+
     def give_back(self, connection: Connection, born: float) -> None:
-        if connection.closed or connection.invalidated:
+        if self.expired(connection, born):
             self.close(connection)
             return
         if connection.in_transaction():
@@ -163,28 +232,40 @@ class Database:
     writer: Engine
     reader: Engine
     pool_size: int = 5
+    limits: StatementLimits | None = None  # None: statements run unbounded (tools, migrations, loaders)
     kept: KeptReadConnections = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kept", KeptReadConnections(self.reader, self.pool_size))
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False, synchronous_reads: bool = False
-                ) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 5, echo: bool = False, synchronous_reads: bool = False,
+                limits: StatementLimits | None = None) -> Database:
         """Engines for a database URL. On PostgreSQL the reader's own writes (a read's audit record, a kept
         $case-status answer) commit asynchronously unless `synchronous_reads`: PostgreSQL has them at once,
         whatever becomes of the server's processes, and its WAL writer puts them on disk within a fraction
-        of a second instead of each read waiting for a disk flush."""
-        writer = make_engine(url, pool_size=pool_size, echo=echo)
+        of a second instead of each read waiting for a disk flush. With `limits`, every statement of a
+        unit of work (`transaction`) is bounded: reading sessions start at the search limit and writing
+        ones at the write limit, so most units need no statement to set it."""
+        writer = make_engine(url, pool_size=pool_size, echo=echo, statement_ms=limits and limits.write_ms)
         if writer.dialect.name == "sqlite":
-            return cls(writer, writer.execution_options(reading=True), pool_size)
+            return cls(writer, writer.execution_options(reading=True), pool_size, limits)
         commits = "on" if synchronous_reads else "off"
         reader = create_engine(
             normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
-            isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-            connect_args={"options": f"-c synchronous_commit={commits}"},
+            isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=True, hide_parameters=True,
+            connect_args={**session_options(limits and limits.search_ms, f"-c synchronous_commit={commits}"),
+                          "connect_timeout": CONNECT_TIMEOUT},
         )
-        return cls(writer, reader, pool_size)
+        return cls(writer, reader, pool_size, limits)
+
+    def statement_limit(self, *, writing: bool, operation: bool = False) -> int | None:
+        """The milliseconds a statement of such a unit of work may run (None: unbounded)."""
+        if self.limits is None:
+            return None
+        if operation:
+            return self.limits.operation_ms
+        return self.limits.write_ms if writing else self.limits.search_ms
 
     def dispose(self) -> None:
         self.kept.close_all()
@@ -193,17 +274,36 @@ class Database:
 
 
 @contextmanager
-def transaction(database: Database, *, writing: bool) -> Iterator[Connection]:
+def transaction(database: Database, *, writing: bool, operation: bool = False) -> Iterator[Connection]:
     """For writes, one transaction committed on success and rolled back on any exception;
-    for reads, statements in autocommit mode."""
+    for reads, statements in autocommit mode. Each statement is bounded by the database's limit for the
+    kind of work (a search or read, a write, an `operation`). A connection lost while the transaction
+    commits raises OutcomeUnknown: the commit may or may not have happened."""
+    limit = database.statement_limit(writing=writing, operation=operation)
     if not writing:
         with database.kept.use() as connection:
-            yield connection
+            try:
+                if limit is not None:
+                    limit_statements(connection, limit, database.statement_limit(writing=False), writing=False)
+                yield connection
+            finally:
+                clear_deadline(connection)
         return
     with database.writer.connect() as connection:
         connection = connection.execution_options(writing=True)
-        with connection.begin():
-            yield connection
+        try:
+            with connection.begin() as unit:
+                if limit is not None:
+                    limit_statements(connection, limit, database.statement_limit(writing=True), writing=True)
+                yield connection
+                try:
+                    unit.commit()
+                except Exception as exc:
+                    if connection_lost(exc):
+                        raise OutcomeUnknown(str(exc)[:200]) from exc
+                    raise
+        finally:
+            clear_deadline(connection)
 
 
 def advisory_lock(connection: Connection, key: int) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from sqlalchemy import text
 
 from .db import Database
+
+log = logging.getLogger(__name__)
+#: how long the upkeep waits for a table lock before giving up until the next check (it never queues
+#: behind a long transaction holding a request's writes up)
+UPKEEP_LOCK_WAIT = "2s"
 
 
 def analyze(database: Database) -> None:
@@ -44,7 +50,8 @@ class StatisticsKeeper:
     """Keeps PostgreSQL's planner statistics current while tables grow from empty (a first load into a new
     database), instead of waiting for autovacuum - or forever, where it is off. Writers report how many
     versions they committed; every `check_every` versions one process looks for tables that have doubled
-    since they were last analyzed and ANALYZEs them."""
+    since they were last analyzed and ANALYZEs them. It runs after a write committed, so it never fails
+    that write: an error is logged and the check runs again after the next commit."""
 
     def __init__(self, database: Database, check_every: int = 2000, floor: int = 1000) -> None:
         self.database = database
@@ -63,7 +70,13 @@ class StatisticsKeeper:
             if self.since_check < self.check_every:
                 return
             self.since_check = 0
-        self.refresh()
+        try:
+            self.refresh()
+        except Exception as exc:  # the write is committed: its answer stands, the upkeep waits for the next
+            log.warning("planner statistics refresh failed, retried after the next commit: %s",
+                        str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
+            with self.lock:
+                self.since_check = max(self.since_check, self.check_every)
 
     def refresh(self) -> list[str]:
         """ANALYZE every stale table (unless another process is doing it); returns the tables analyzed."""
@@ -72,6 +85,8 @@ class StatisticsKeeper:
             if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ANALYZE_LOCK}).scalar():
                 return analyzed
             try:
+                connection.exec_driver_sql(f"SET lock_timeout = '{UPKEEP_LOCK_WAIT}'")
+                connection.exec_driver_sql("SET statement_timeout = 0")  # ANALYZE of a large table takes its time
                 stale = connection.execute(text(STALE_TABLES), {"floor": self.floor}).scalars().all()
                 for table in stale:
                     columns = connection.execute(text(DEFAULT_TARGET_COLUMNS), {"table": table}).scalars().all()
@@ -79,5 +94,7 @@ class StatisticsKeeper:
                     connection.exec_driver_sql(f'ANALYZE "{table}"{listed}')
                     analyzed.append(table)
             finally:
+                connection.exec_driver_sql("RESET lock_timeout")
+                connection.exec_driver_sql("RESET statement_timeout")  # back to the session's own limit
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ANALYZE_LOCK})
         return analyzed

@@ -91,10 +91,12 @@ class StoreServices:
         return self.database.writer
 
     @contextmanager
-    def unit(self, caller: Caller, *, writing: bool) -> Iterator[Repository]:
-        """A repository inside one database transaction: committed on success, rolled back on error."""
+    def unit(self, caller: Caller, *, writing: bool, operation: bool = False) -> Iterator[Repository]:
+        """A repository inside one database transaction: committed on success, rolled back on error (its
+        statements bounded by the limit for searches, writes or, with `operation`, operations). What runs
+        after the commit (the statistics upkeep) cannot fail the unit."""
         self.prepare(caller)
-        with transaction(self.database, writing=writing) as connection:
+        with transaction(self.database, writing=writing, operation=operation) as connection:
             repository = Repository(connection, caller, self)
             yield repository
             repository.finish()

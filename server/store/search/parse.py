@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ...fhir.outcome import FhirError, Issue, bad_request
 from ...fhir.searchparams import SearchParam, SearchParamRegistry
 from ...fhir.text import has_control, plain_int
+from .shape import SHAPE, check_expansion, check_shape
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = frozenset({
@@ -145,6 +146,8 @@ class QueryParser:
         self.registry = registry
         self.resource_types = resource_types
         self.strict = strict
+        self.expanded = 0  # criteria made so far, chain levels included
+        self.parameter = ""  # the search parameter being parsed, as the client named it
 
     def parse(self, pairs: list[tuple[str, str]]) -> SearchQuery:
         query = SearchQuery(self.resource_types)
@@ -159,6 +162,7 @@ class QueryParser:
             if name in RESULT_PARAMS or name.split(":", 1)[0] in ("_include", "_revinclude"):
                 self.result_param(query, name, value)
                 continue
+            self.parameter = name
             try:
                 criterion = self.criterion(name, value, self.resource_types, depth=0)
             except UnknownParameter as exc:
@@ -166,6 +170,9 @@ class QueryParser:
                 continue
             query.criteria.append(criterion)
             query.applied.append((name, value))
+            if len(query.criteria) > SHAPE.criteria:
+                check_shape(query)  # refuses now: no need to parse the rest
+        check_shape(query)
         return query
 
     def reject(self, query: SearchQuery, name: str, reason: str) -> None:
@@ -177,7 +184,11 @@ class QueryParser:
 
     def criterion(self, name: str, value: str, types: tuple[str, ...], depth: int) -> Criterion:
         if depth > MAX_CHAIN_DEPTH:
-            raise bad_request(f"Search chain '{name}' is deeper than {MAX_CHAIN_DEPTH}", name)
+            raise FhirError(400, [Issue("too-costly", f"Search chain '{self.parameter}' is deeper than "
+                                                      f"{MAX_CHAIN_DEPTH} levels: search in steps, or chain fewer "
+                                                      "references", (self.parameter,))])
+        self.expanded += 1
+        check_expansion(self.expanded, self.parameter or name)
         if not NAME_PATTERN.match(name):
             raise UnknownParameter(f"'{name}' is not a valid search parameter name")
         if name.startswith("_has:"):
