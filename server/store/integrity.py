@@ -53,16 +53,19 @@ class ReferenceLedger:
     base_url: str
     held: dict[Target, tuple[dict[str, Any], frozenset[Target]]] = field(default_factory=dict)
     deleted: set[Target] = field(default_factory=set)
+    live: set[Target] = field(default_factory=set)  # written (not deleted) by this unit: they exist, in reach
 
     def written(self, resource_type: str, resource_id: str, resource: dict[str, Any] | None) -> None:
         """Note a version written: its references replace those of earlier versions in this unit."""
         source = (resource_type, resource_id)
         if resource is None:
+            self.live.discard(source)
             self.held.pop(source, None)
             if "delete" in self.modes:
                 self.deleted.add(source)
             return
         self.deleted.discard(source)
+        self.live.add(source)
         if "write" not in self.modes or resource_type == "Bundle":  # a Bundle's references are its entries'
             return
         targets = frozenset(target for value in reference_values(resource)
@@ -75,17 +78,19 @@ class ReferenceLedger:
     def check(self, repo: Repository) -> None:
         """400 when a written reference names no live resource the caller sees (absent and out of reach
         alike); 409 when a deleted resource is still referred to. Forgets what it checked."""
-        held, deleted = self.held, self.deleted
-        self.held, self.deleted = {}, set()
+        held, deleted, live = self.held, self.deleted, self.live
+        self.held, self.deleted, self.live = {}, set(), set()
         if held:
-            self.check_targets(repo, held)
+            self.check_targets(repo, held, live)
         if deleted:
             self.check_referrers(repo, deleted)
 
-    def check_targets(self, repo: Repository, held: dict[Target, tuple[dict[str, Any], frozenset[Target]]]) -> None:
+    def check_targets(self, repo: Repository, held: dict[Target, tuple[dict[str, Any], frozenset[Target]]],
+                      live: set[Target]) -> None:
+        """Targets the unit itself wrote are not looked up: a write leaves nothing outside the writer's reach."""
         wanted = set().union(*(targets for _resource, targets in held.values()))
-        found: set[Target] = set()
-        for chunk in chunks(sorted(wanted)):
+        found: set[Target] = wanted & live
+        for chunk in chunks(sorted(wanted - live)):
             by_type = grouped(chunk)
             statement = select(resources.c.type, resources.c.id).where(
                 resources.c.deleted.is_(False),
