@@ -64,6 +64,7 @@ class StoreServices:
         search = SearchEngine(registry, base_url, profiles.terminology, compartment)
         policies = PolicyBook.load(policy_folder)
         reach = ReachBuilder(registry, search.context, policies, compartment)
+        compartment_keys = reach.compartment_keys(sorted(reach.compartment))
         return cls(
             database=database,
             types=types,
@@ -72,14 +73,13 @@ class StoreServices:
             validator=ResourceValidator(types, bindings, profiles),
             profiles=profiles,
             registry=registry,
-            indexer=Indexer(registry, elements, base_url,
-                            frozenset(reach.compartment_keys(sorted(reach.compartment)))),
+            indexer=Indexer(registry, elements, base_url, frozenset(compartment_keys)),
             search=search,
             base_url=base_url,
             statistics=StatisticsKeeper(database),
             policies=policies,
             reach=reach,
-            audit=AuditTrail(reach.compartment_keys(sorted(reach.compartment))),
+            audit=AuditTrail(compartment_keys),
             holdings=Holdings(reach, database),
             project_base=project_base_uri.rstrip("/"),
             integrity=integrity_modes(referential_integrity),

@@ -227,6 +227,15 @@ def type_in(row: FromClause, types: list[str]) -> ColumnElement[bool]:
     return row.c.type == types[0] if len(types) == 1 else row.c.type.in_(types)
 
 
+def record_compartment(r4_compartment: dict[str, list[str]], book: PolicyBook) -> dict[str, list[str]]:
+    """The record's Patient compartment: R4's, with the members `profiles/access/compartment.yaml` adds."""
+    compartment = {**r4_compartment}
+    for resource_type, params in book.compartment.items():
+        compartment[resource_type] = sorted(set(compartment.get(resource_type, [])) | set(params))
+    compartment.setdefault("Patient", ["link"])
+    return compartment
+
+
 @dataclass
 class ReachBuilder:
     """Builds callers' reaches from the policy book with the search engine's parser and predicates."""
@@ -239,10 +248,7 @@ class ReachBuilder:
     reaches: dict[Any, Reach] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.compartment = {**self.r4_compartment}
-        for resource_type, params in self.book.compartment.items():
-            self.compartment[resource_type] = sorted(set(self.compartment.get(resource_type, [])) | set(params))
-        self.compartment.setdefault("Patient", ["link"])
+        self.compartment = record_compartment(self.r4_compartment, self.book)
         self.context = replace(self.context, reach=None)
 
     def reach(self, caller: Caller) -> Reach | None:

@@ -35,12 +35,10 @@ def compartment_keys() -> list[int]:
     compartment changed by ACCESS_POLICY_DIR takes `sharedcare reindex`."""
     from server.fhir.searchparams import param_key
     from server.security.policy import PolicyBook
+    from server.store.search.reach import record_compartment
     from server.store.services import patient_compartment
 
-    members = patient_compartment()
-    for resource_type, params in PolicyBook.load().compartment.items():
-        members[resource_type] = sorted(set(members.get(resource_type, [])) | set(params))
-    members.setdefault("Patient", ["link"])
+    members = record_compartment(patient_compartment(), PolicyBook.load())
     return sorted({param_key(t, code) for t, codes in members.items() for code in codes})
 
 
