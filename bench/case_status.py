@@ -106,6 +106,11 @@ def prepare(database_url: str, patients: int, managers: int, enrol: int, folder:
             {"name": "careManager", "valueReference": {"reference": roles[index % len(roles)]}},
             {"name": "override", "valueBoolean": True}]})
         enrolled.append(entry["item"]["display"].rsplit("NHS ", 1)[1].rstrip(")"))
+    if not enrolled:  # a kept database, enrolled by an earlier run: look its case-managed people up
+        episodes = call("GET", "EpisodeOfCare", _count=str(enrol), status="active",
+                        type=f"{B}/CodeSystem/care-programme|", _include="EpisodeOfCare:patient")
+        people = [e["resource"] for e in episodes.get("entry", []) if e["resource"]["resourceType"] == "Patient"]
+        enrolled = [i["value"] for person in people for i in person.get("identifier", []) if i["system"] == NHS]
     others = []
     bundle = call("GET", "Patient", _count="2000", _elements="identifier")
     for entry in bundle.get("entry", []):

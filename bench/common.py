@@ -88,7 +88,7 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
             except requests.RequestException:
                 time.sleep(0.2)
         else:
-            errors = process.stderr.read(2000).decode() if process.stderr else ""
+            errors = process.stderr.read(20000).decode() if process.stderr else ""
             raise RuntimeError("gunicorn did not start: " + errors)
         yield base
     finally:

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import psycopg
 from flask import Flask, Response, request
+from sqlalchemy.dialects import postgresql
 
-from server.care.documents import find_sql
+from server.care.documents import find_statement
 from server.care.status import lookup_sql
+from server.store.search.reach import CompiledRead
 
-STATEMENTS = {"stored": find_sql(True).replace("?", "%s"), "data": lookup_sql(True).replace("?", "%s")}
+
+def statement(mode: str) -> tuple[str, Any]:
+    """The statement's text for psycopg, and how its arguments are made from (NHS number, system)."""
+    if mode == "data":
+        return lookup_sql(True).replace("?", "%s"), lambda value, system: (value, system)
+    compiled = CompiledRead.compiled(find_statement(True, None), postgresql.dialect())
+    return compiled.sql, lambda value, system: compiled.arguments(value=value, system=system)
 
 
 def create_app() -> Flask:
@@ -23,7 +32,7 @@ def create_app() -> Flask:
     local = threading.local()
     url = os.environ["RAW_DATABASE_URL"]
     mode = os.environ.get("RAW_STATEMENT", "stored")
-    sql = STATEMENTS[mode]
+    sql, arguments = statement(mode)
 
     def connection() -> psycopg.Connection:
         if getattr(local, "connection", None) is None:
@@ -37,8 +46,8 @@ def create_app() -> Flask:
     @app.get("/fhir/Patient/$case-status")
     def case_status() -> Response:
         system, _, value = request.args.get("identifier", "").partition("|")
-        rows = connection().execute(sql, (value, system)).fetchall()
-        if mode == "stored":  # (patient key, generation, day, basis, body)
+        rows = connection().execute(sql, arguments(value, system)).fetchall()
+        if mode == "stored":  # (patient key, generation, day, basis, body, id, objecting)
             if not rows or rows[0][4] is None:
                 return Response(b"{}", status=404, mimetype="application/fhir+json")
             return Response(rows[0][4], mimetype="application/fhir+json")

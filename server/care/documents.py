@@ -15,26 +15,27 @@ takes alone and exclusively), so a member's change and a new link to it cannot b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, String, bindparam, false, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..digests import tree_digest
 from ..fhir.searchparams import param_key
 from ..store.among import among
-from ..store.bulk import driver_query
 from ..store.db import advisory_locks, is_postgres, write_without_waiting
 from ..store.indexer import parse_reference
 from ..store.repository import Repository, StoredResource
-from ..store.schema import case_status, idx_reference, resource_versions, resources
+from ..store.schema import case_status, idx_reference, idx_token, resource_versions, resources
+from ..store.search.reach import CompiledRead
 from .unitstate import PerUnit
 
 if TYPE_CHECKING:
+    from ..store.search.reach import Reach
     from .service import CareServices
 
 Json = dict[str, Any]
@@ -77,6 +78,8 @@ class Found:
     day: str | None
     basis: str | None
     body: str | None
+    patient_id: str = ""
+    objecting: bool = False
 
     def fresh(self, basis: str, today: str) -> bool:
         return self.body is not None and self.basis == basis and (self.day is None or self.day == today)
@@ -87,13 +90,23 @@ STORE_NEW = ("INSERT INTO case_status (patient_pk, generation, day, basis, body)
 STORE_AGAIN = "UPDATE case_status SET day = ?, basis = ?, body = ? WHERE patient_pk = ? AND generation = ?"
 
 
-def find_sql(by_identifier: bool) -> str:
-    columns = "s.generation, s.day, s.basis, s.body"
+def find_statement(by_identifier: bool, objecting: Callable[[Any], ColumnElement[bool]] | None) -> Select:
+    """The patients a lookup matches, each with its stored answer, its id and whether its objection hides it
+    from the caller (`objecting` of the patient's id; None: no objection hides anyone from the caller)."""
+    row, stored = resources, case_status
+    columns = (row.c.pk, stored.c.generation, stored.c.day, stored.c.basis, stored.c.body, row.c.id,
+               (objecting(row.c.id) if objecting is not None else false()).label("objecting"))
     if by_identifier:
-        return (f"SELECT t.pk, {columns} FROM idx_token t LEFT JOIN case_status s ON s.patient_pk = t.pk "
-                f"WHERE t.sp = {param_key('Patient', 'identifier')} AND t.code = ? AND t.system = ?")
-    return (f"SELECT r.pk, {columns} FROM resources r LEFT JOIN case_status s ON s.patient_pk = r.pk "
-            f"WHERE r.type = 'Patient' AND r.id = ? AND r.deleted = FALSE")
+        token = idx_token
+        return (select(*columns)
+                .select_from(token.join(row, row.c.pk == token.c.pk).outerjoin(stored, stored.c.patient_pk == row.c.pk))
+                .where(token.c.sp == param_key("Patient", "identifier"),
+                       token.c.code == bindparam("value", value="", type_=String),
+                       token.c.system == bindparam("system", value="", type_=String),
+                       row.c.type == "Patient", row.c.deleted.is_(False)))
+    return (select(*columns).select_from(row.outerjoin(stored, stored.c.patient_pk == row.c.pk))
+            .where(row.c.type == "Patient", row.c.id == bindparam("reach_read_id", value="", type_=String),
+                   row.c.deleted.is_(False)))
 
 
 class StatusDocuments:
@@ -101,17 +114,30 @@ class StatusDocuments:
 
     def __init__(self, care: CareServices) -> None:
         self.basis = basis_of(care)
-        self.by_identifier = find_sql(True)
-        self.by_id = find_sql(False)
+        self.unrestricted: dict[tuple[bool, str], CompiledRead] = {}
 
-    def find(self, connection: Connection, *, patient_id: str | None = None, system: str | None = None,
-             value: str | None = None) -> list[Found]:
-        """The patients a lookup matches (one statement), each with its stored answer."""
-        if patient_id is not None:
-            rows = driver_query(connection, self.by_id, (patient_id,)).fetchall()
+    def find(self, connection: Connection, reach: Reach | None, *, patient_id: str | None = None,
+             system: str | None = None, value: str | None = None) -> list[Found]:
+        """The patients a lookup matches (one statement), each with its stored answer and whether the
+        caller's reach hides it by an objection."""
+        by_identifier = patient_id is None
+        if reach is None:
+            key = (by_identifier, connection.dialect.name)
+            compiled = self.unrestricted.get(key)
+            if compiled is None:
+                compiled = self.unrestricted[key] = CompiledRead.compiled(find_statement(by_identifier, None),
+                                                                          connection.dialect)
         else:
-            rows = driver_query(connection, self.by_identifier, (value, system)).fetchall()
-        return list({row[0]: Found(*row) for row in rows}.values())  # a patient may carry a number twice
+            compiled = reach.compiled_once(("case-status", by_identifier, reach.honour_objection),
+                                           lambda: find_statement(by_identifier, reach.objecting_person),
+                                           connection.dialect)
+        arguments = (compiled.arguments(patient_id) if patient_id is not None
+                     else compiled.arguments(value=value, system=system))
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(compiled.sql, arguments)
+        found = (Found(pk, generation, day, basis, body, ident, bool(objects))
+                 for pk, generation, day, basis, body, ident, objects in cursor.fetchall())
+        return list({row.patient_pk: row for row in found}.values())  # a patient may carry a number twice
 
     def store(self, connection: Connection, found: Found, answer: Json, body: str, today: str) -> bool:
         """Keep an answer, unless a write has bumped the generation since `found` was read (or is bumping it

@@ -18,6 +18,7 @@ from .programme import Manager, next_review, plan_summary
 from .record import CURRENT_EPISODE, Stored, has_code, is_shared_plan, patient_name, person_name, phone, service_line
 
 if TYPE_CHECKING:
+    from ..store.search.reach import Reach
     from .service import CareServices
 
 Json = dict[str, Any]
@@ -51,6 +52,17 @@ def lookup_sql(by_identifier: bool) -> str:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """What a lookup found: the answer (JSON text), how many patients matched, the one it is about, and
+    whether that person's objection hides them from the caller."""
+
+    body: str | None
+    matched: int
+    patient_id: str | None
+    objecting: bool = False
+
+
+@dataclass(frozen=True)
 class Fetched:
     """What a lookup read: the patients it matched, and every row (they, what is linked to them, members)."""
 
@@ -67,23 +79,26 @@ class CaseStatus:
         self.by_id = lookup_sql(False)
         self.documents = StatusDocuments(care)
 
-    def lookup(self, connection: Connection, today: date, *, patient_id: str | None = None,
-               system: str | None = None, value: str | None = None) -> tuple[str | None, int]:
-        """The answer as JSON text (None when not exactly one patient matched) and how many matched.
-        A fresh stored answer is served as it is; otherwise the answer is made and kept."""
+    def lookup(self, connection: Connection, today: date, reach: Reach | None, *, patient_id: str | None = None,
+               system: str | None = None, value: str | None = None) -> Lookup:
+        """The answer as JSON text (None when not exactly one patient matched), how many matched, and whether
+        the caller's reach hides the one matched by an objection (then no answer is made or read). A fresh
+        stored answer is served as it is; otherwise the answer is made and kept."""
         documents = self.documents
         day = today.isoformat()
-        found = documents.find(connection, patient_id=patient_id, system=system, value=value)
+        found = documents.find(connection, reach, patient_id=patient_id, system=system, value=value)
+        if len(found) == 1 and found[0].objecting:
+            return Lookup(None, 1, found[0].patient_id, objecting=True)
         if len(found) == 1 and found[0].fresh(documents.basis, day):
-            return found[0].body, 1
+            return Lookup(found[0].body, 1, found[0].patient_id)
         fetched = self.fetch(connection, patient_id=patient_id, system=system, value=value)
         answer = self.answer(fetched, today)
         if answer is None:
-            return None, len(fetched.matched)
+            return Lookup(None, len(fetched.matched), None)
         body = orjson.dumps(answer).decode()
         if len(found) == 1 and not connection.get_execution_options().get("writing"):
             documents.store(connection, found[0], answer, body, day)  # not inside another's transaction
-        return body, 1
+        return Lookup(body, 1, fetched.matched[0].id)
 
     def fetch(self, connection: Connection, *, patient_id: str | None = None, system: str | None = None,
               value: str | None = None) -> Fetched:

@@ -239,16 +239,6 @@ class Repository:
                                          opened.clause(resources, (resource_type,)))).first()
         return found is not None
 
-    def objecting(self, patient_id: str | None) -> bool:
-        """Whether a person's standing objection to sharing hides them from this caller (break-glass and
-        kinds exempt from objections see through it; so does the organisation that recorded it)."""
-        if patient_id is None or self.reach is None or not self.reach.honour_objection:
-            return False
-        compiled = self.reach.objection_statement(self.connection.dialect)
-        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(compiled.sql, compiled.arguments(patient_id))
-        return cursor.fetchone() is not None
-
     def patients_of(self, pk: int, resource_type: str, resource_id: str) -> set[str]:
         """The patients a current resource is about: itself, or those its compartment references name."""
         if resource_type == "Patient":

@@ -175,7 +175,7 @@ def test_an_answer_made_before_a_concurrent_write_is_not_kept(app: Flask, jean: 
     edith = patient_id(app, "edith")
     lookup(app, "edith")
     with transaction(database, writing=False) as connection:
-        found: list[Found] = status.documents.find(connection, patient_id=edith)
+        found: list[Found] = status.documents.find(connection, None, patient_id=edith)
         fetched = status.fetch(connection, patient_id=edith)  # the answer is made from this data ...
     patient = read(app, f"Patient/{edith}")
     put(app, {**patient, "telecom": [{"system": "phone", "value": "01632 962222"}]})  # ... then a write lands

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -25,7 +24,6 @@ ASSESSED = ("RiskAssessment", "Flag", "Task")
 FINDING = ("Patient", "RiskAssessment")
 PROGRAMME = ("EpisodeOfCare", "CareTeam", "CarePlan")
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
-ANSWER_PATIENT = re.compile(r'"name":"patient","valueReference":\{"reference":"Patient/([^"]+)"')
 
 
 def register(api: FhirApi) -> None:
@@ -198,8 +196,9 @@ def discharge(ix: Interaction, care: CareServices) -> FhirResponse:
 
 def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> FhirResponse:
     connection = ix.repo.connection
+    reach = ix.repo.reach
     if "id" in ix.vars:
-        body, matched = status.lookup(connection, care.today(), patient_id=ix.id)
+        found = status.lookup(connection, care.today(), reach, patient_id=ix.id)
         wanted = f"Patient/{ix.id}"
     else:
         identifier = ix.request.param("identifier")
@@ -209,30 +208,23 @@ def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> Fhir
         system, _, value = identifier.partition("|")
         system, value = system or NHS_NUMBER, value.replace(" ", "")
         wanted = f"the patient with identifier {identifier}"
-        if ix.repo.reach is not None and not ix.repo.policy.case_status_any_patient:
-            found = ix.repo.find("Patient", urlencode({"identifier": f"{system}|{value}"}), what="$case-status")
-            if len(found) != 1:
+        if reach is not None and not ix.repo.policy.case_status_any_patient:
+            held = ix.repo.find("Patient", urlencode({"identifier": f"{system}|{value}"}), what="$case-status")
+            if len(held) != 1:
                 raise not_found(f"No record of {wanted}")
-            body, matched = status.lookup(connection, care.today(), patient_id=found[0][1])
+            found = status.lookup(connection, care.today(), reach, patient_id=held[0][1])
         else:
-            body, matched = status.lookup(connection, care.today(), system=system, value=value)
-    person = patient_of(body) if body is not None else None
-    if person is not None and ix.repo.objecting(person):
+            found = status.lookup(connection, care.today(), reach, system=system, value=value)
+    if found.objecting:
         raise suppressed(wanted)
-    if person is not None:
-        ix.repo.patients.add(person)  # the audit record names whom the answer was about
-    if body is None:
-        if matched > 1:
-            raise bad_request(f"{matched} patients carry identifier {ix.request.param('identifier')}",
+    if found.body is None:
+        if found.matched > 1:
+            raise bad_request(f"{found.matched} patients carry identifier {ix.request.param('identifier')}",
                               "identifier", code="multiple-matches")
         raise not_found(f"No record of {wanted}")
-    return FhirResponse(200, body)
-
-
-def patient_of(body: str) -> str | None:
-    """The patient id a $case-status answer (JSON text) is about."""
-    found = ANSWER_PATIENT.search(body)
-    return found.group(1) if found else None
+    if found.patient_id is not None:
+        ix.repo.patients.add(found.patient_id)  # the audit record names whom the answer was about
+    return FhirResponse(200, found.body)
 
 
 def suppressed(wanted: str) -> FhirError:

@@ -9,6 +9,7 @@ and conditional criteria all see exactly the same resources."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,10 +49,15 @@ class Reach:
 
     def read_statement(self, resource_type: str, dialect: Any) -> CompiledRead:
         """The compiled read by id of a type under this reach (made once per reach, type and database)."""
-        key = ("read", resource_type, dialect.name, self.honour_objection)
+        return self.compiled_once(("read", resource_type, self.honour_objection),
+                                  lambda: CompiledRead.read_of(self, resource_type), dialect)
+
+    def compiled_once(self, key: Any, statement: Callable[[], Any], dialect: Any) -> CompiledRead:
+        """A hot-path statement of this reach, built by `statement` and compiled once per database."""
+        key = (key, dialect.name)
         found = self.named.get(key)
         if found is None:
-            found = self.named[key] = CompiledRead.of(self, resource_type, dialect)
+            found = self.named[key] = CompiledRead.compiled(statement(), dialect)
         return found
 
     def holding(self, patient_id: str) -> Select:
@@ -65,17 +71,12 @@ class Reach:
             statement = statement.where(row.c.id.not_in(self.objectors()))
         return statement
 
-    def objection_statement(self, dialect: Any) -> CompiledRead:
-        """Whether a person (the parameter) objects so as to be hidden from this caller, compiled once."""
-        from sqlalchemy import bindparam
-
-        key = ("objecting", dialect.name)
-        found = self.named.get(key)
-        if found is None:
-            asked = bindparam("reach_read_id", value="", type_=String)
-            statement = self.builder.objectors(self.caller.organization, asked).limit(1)
-            found = self.named[key] = CompiledRead.compiled(statement, dialect)
-        return found
+    def objecting_person(self, person: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether the person whose Patient id is `person` (a column or a value) objects so as to be hidden
+        from this caller (tested from that person's references)."""
+        if not self.honour_objection:
+            return false()
+        return self.builder.objectors(self.caller.organization, person).exists()
 
     def objectors(self) -> Select:
         if "objectors" not in self.named:
@@ -318,13 +319,14 @@ class CompiledRead:
     params: dict[str, Any]
     order: tuple[str, ...]
 
-    @classmethod
-    def of(cls, reach: Reach, resource_type: str, dialect: Any) -> CompiledRead:
+    @staticmethod
+    def read_of(reach: Reach, resource_type: str) -> Select:
+        """The read by id of a type under a reach (the id is the parameter `reach_read_id`)."""
         from sqlalchemy import bindparam
 
         from ..schema import resource_versions
 
-        statement = (
+        return (
             select(resources.c.version, resources.c.updated, resources.c.deleted, resource_versions.c.body,
                    resources.c.pk)
             .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
@@ -333,16 +335,18 @@ class CompiledRead:
                    resources.c.id == bindparam("reach_read_id", value="", type_=String),
                    reach.clause(resources, (resource_type,)))
         )
-        return cls.compiled(statement, dialect)
 
     @classmethod
     def compiled(cls, statement: Any, dialect: Any) -> CompiledRead:
-        """A statement with one parameter, `reach_read_id`, compiled for a database."""
+        """A statement compiled for a database; its bound parameters are filled in by `arguments`."""
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         order = tuple(compiled.positiontup or ())
         return cls(compiled.string, dict(compiled.params), order)
 
-    def arguments(self, resource_id: str) -> Any:
-        """The parameters to run it with: named (pyformat drivers) or in order (qmark drivers)."""
-        params = {**self.params, "reach_read_id": resource_id}
+    def arguments(self, resource_id: str | None = None, **values: Any) -> Any:
+        """The parameters to run it with (`resource_id` fills `reach_read_id`, `values` others by name): named
+        for pyformat drivers, in order for qmark drivers."""
+        params = {**self.params, **values}
+        if resource_id is not None:
+            params["reach_read_id"] = resource_id
         return tuple(params[name] for name in self.order) if self.order else params
