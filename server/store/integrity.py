@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 
 from ..fhir.outcome import FhirError, Issue
-from ..fhir.references import element_path, local_target, reference_values
+from ..fhir.references import element_path, local_target, reference_values_in_json
 from .among import among
 from .schema import idx_reference, resources
 
@@ -55,8 +55,10 @@ class ReferenceLedger:
     deleted: set[Target] = field(default_factory=set)
     live: set[Target] = field(default_factory=set)  # written (not deleted) by this unit: they exist, in reach
 
-    def written(self, resource_type: str, resource_id: str, resource: dict[str, Any] | None) -> None:
-        """Note a version written: its references replace those of earlier versions in this unit."""
+    def written(self, resource_type: str, resource_id: str, resource: dict[str, Any] | None,
+                text: str | None) -> None:
+        """Note a version written (`text`: its stored JSON): its references replace those of earlier versions
+        in this unit."""
         source = (resource_type, resource_id)
         if resource is None:
             self.live.discard(source)
@@ -68,7 +70,7 @@ class ReferenceLedger:
         self.live.add(source)
         if "write" not in self.modes or resource_type == "Bundle":  # a Bundle's references are its entries'
             return
-        targets = frozenset(target for value in reference_values(resource)
+        targets = frozenset(target for value in reference_values_in_json(text or "")
                             if (target := local_target(value, self.base_url)) is not None)
         if targets:
             self.held[source] = (resource, targets)

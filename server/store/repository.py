@@ -677,7 +677,7 @@ class Repository:
 
     def notify(self, stored: StoredResource, resource: dict[str, Any] | None) -> None:
         self.versions_written += 1
-        self.references.written(stored.type, stored.id, resource)
+        self.references.written(stored.type, stored.id, resource, stored.body)
         for listener in self.services.listeners:
             listener.written(self, stored, resource)
 
@@ -780,9 +780,9 @@ def patient_references(resource: Any) -> set[str]:
             reference = value.get("reference")
             if isinstance(reference, str) and reference.startswith("Patient/"):
                 found.add(reference[8:].split("/", 1)[0])
-            stack.extend(v for v in value.values() if isinstance(v, dict | list))
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
         elif isinstance(value, list):
-            stack.extend(v for v in value if isinstance(v, dict | list))
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
     return found
 
 
