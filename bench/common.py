@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -76,8 +77,10 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
     port = free_port()
     environment = {**os.environ, **env, "BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "warning"}
     command = [str(BIN / "gunicorn"), "-c", str(PROJECT / "gunicorn.conf.py"), *(extra_args or []), app]
+    log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    # its log goes to a file, never a pipe nobody reads: a full pipe would stall the server mid-run
     process = subprocess.Popen(command, cwd=PROJECT, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+                               stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -88,8 +91,7 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
             except requests.RequestException:
                 time.sleep(0.2)
         else:
-            errors = process.stderr.read(20000).decode() if process.stderr else ""
-            raise RuntimeError("gunicorn did not start: " + errors)
+            raise RuntimeError("gunicorn did not start: " + Path(log.name).read_text()[-20000:])
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -97,6 +99,12 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        errors = [line for line in Path(log.name).read_text(errors="replace").splitlines() if "[ERROR]" in line]
+        if errors:
+            print(f"  gunicorn logged {len(errors)} errors (log kept at {log.name}); the first: {errors[0][:300]}")
+        else:
+            os.unlink(log.name)
 
 
 def wrk(url: str, connections: int, seconds: int, script: Path | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import traceback
 import uuid
@@ -220,7 +221,7 @@ def request_id_of(environ: Environ) -> str:
     answer carries it and the request's audit record keeps it."""
     given = environ.get("HTTP_X_REQUEST_ID", "")
     if not given or len(given) > MAX_REQUEST_ID or not given.isprintable():
-        given = uuid.uuid4().hex
+        given = f"{random.getrandbits(128):032x}"  # a correlation id, not a secret: no system call
         environ["HTTP_X_REQUEST_ID"] = given
     return given
 
