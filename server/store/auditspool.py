@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
 ROTATE_BYTES = 8 * 1024 * 1024  # a process starts a fresh spool once its own holds this much
-SHIP_EVERY = 0.2  # seconds between a process's shipments of its own spool
+SHIP_EVERY = 1.0  # seconds between a process's shipments of its own spool (an auditor's read ships first)
 SWEEP_EVERY = 30.0  # seconds between looks for the spools of processes that are gone
 
 
