@@ -40,7 +40,14 @@ def from_us(micros: int) -> datetime:
 
 def format_instant(micros: int) -> str:
     """Render microseconds as a FHIR instant in UTC (`2026-11-23T10:15:02.123456Z`)."""
-    return from_us(micros).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{second_text(seconds)}.{fraction:06d}Z"
+
+
+@lru_cache(maxsize=8192)
+def second_text(second: int) -> str:
+    """A whole second since the epoch as `2026-11-23T10:15:02` (cached: writes share a few seconds)."""
+    return (EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def format_http_date(micros: int) -> str:
