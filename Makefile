@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --upgrade --quiet --custom-compile-command "make lock"
-SHARED ?= ../shared  # the shared data folder (HL7 examples, Synthea, sample extracts); the tests stop if it is absent
+# The shared data folder (HL7 examples, Synthea, sample extracts); the tests stop, naming it, if it is absent
+SHARED ?= ../shared
 PGURL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 .PHONY: demo test test-sqlite test-postgres lint install lock bench clean
