@@ -143,6 +143,8 @@ def test_the_hospital_lookup_by_nhs_number_answers_case_manager_plan_risk_and_pa
     summary = part(plan, "summary")
     assert "Case manager: Anne Khan, Community matron, 01632 960100" in summary
     assert "Home Support: 10.5 hours a week, Upton Home Care Ltd, £241.50 a week" in summary
+    assert "Equipment: weekly, " in summary and "£4.20 a week" in summary  # 1 Weeks a week, said plainly
+    assert "weeks a week" not in summary
     assert part(plan, "nextReview") == "2027-02-02"
     risk = part(status, "risk")
     assert part(risk, "level") == "case-management"
