@@ -27,7 +27,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 from server.fhir.bindings import BindingChecker  # noqa: E402
-from server.fhir.outcome import FhirError, Issue  # noqa: E402
+from server.fhir.outcome import Issue  # noqa: E402
 from server.fhir.profiles import ProfileValidator  # noqa: E402
 from server.fhir.types import TypeRegistry  # noqa: E402
 from server.fhir.validate import ResourceValidator  # noqa: E402
@@ -45,8 +45,8 @@ class PreviousValidator(ResourceValidator):
     form, empty elements and control characters (walked only when a screen of the serialised text finds a
     suspect), then the R4B model and required bindings."""
 
-    def check_structure(self, resource: Any, expected: str | None = None) -> str:
-        resource_type = self.resource_type_of(resource, expected)
+    def structure_issues(self, resource: dict[str, Any], resource_type: str, modelled: dict[str, Any],
+                         indexes: list[int] | None = None) -> list[Issue]:
         issues = []
         if not ID_PATTERN.match(resource.get("id", "x")):
             issues.append(Issue("value", "Invalid id", expression=(f"{resource_type}.id",)))
@@ -58,9 +58,7 @@ class PreviousValidator(ResourceValidator):
         if not issues:
             issues += [Issue("code-invalid", problem.message, expression=(problem.expression,))
                        for problem in self.bindings.check(resource)]
-        if issues:
-            raise FhirError(400, issues)
-        return resource_type
+        return issues
 
 
 def empty_elements(value: Any, path: str, found: list[str]) -> None:

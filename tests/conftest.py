@@ -25,9 +25,8 @@ from server.config import Settings
 from server.store.conformance import install_bundled
 from server.store.migrate import upgrade
 from tests.auth import ClientKey, authenticate_app, register_client, session_for
+from tests.shared import MARK, PROJECT, SHARED, absent_message
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DIR", PROJECT.parent / "shared"))
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -35,10 +34,29 @@ def backend() -> str:
     return os.environ.get("TEST_DATABASE", "sqlite")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARK}: needs the shared data folder (SHARED_DIR, default ../shared)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests that need the shared data folder, before `-m` selects."""
+    for item in items:
+        if "shared_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(MARK)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stops the run, naming the folder, when selected tests need the shared data folder and it is absent."""
+    needing = [item.nodeid for item in session.items if item.get_closest_marker(MARK)]
+    if needing and not SHARED.is_dir():
+        pytest.exit(absent_message(needing), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared data folder {SHARED} is absent")
+    """The shared data folder; its absence stops the run before any test (pytest_collection_finish)."""
     return SHARED
 
 
@@ -143,7 +161,7 @@ def sample_dir(shared_dir: Path) -> Path:
     """The sample extracts of ../shared/data/extracts-sample."""
     folder = shared_dir / "data" / "extracts-sample"
     if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
+        pytest.fail(f"{folder} is absent: SHARED_DIR names a shared data folder without the sample extracts")
     return folder
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 GBP = {"unit": "GBP", "system": "urn:iso:std:iso:4217", "code": "GBP"}
+WINDOW = "after-enrolment window"  # the stratifier and stratum component that say whether it has ended
 
 
 @dataclass
@@ -47,7 +48,19 @@ class PatientOutcome:
     manager: str
     before: Use = field(default_factory=Use)
     after: Use = field(default_factory=Use)
+    after_days: int = 0  # the days of the 12 months after enrolment seen: up to the period's end and today
     days_to_assessment: int | None = None
+
+    @property
+    def after_ended(self) -> bool:
+        """Whether the whole 12 months after enrolment lie within the period and the past."""
+        return self.after_days >= (add_months(self.enrolled, 12) - self.enrolled).days
+
+    def window(self) -> str:
+        """The after-enrolment window as a report shows it."""
+        if self.after_ended:
+            return "complete"
+        return f"incomplete: {self.after_days} of {(add_months(self.enrolled, 12) - self.enrolled).days} days"
 
 
 def overlap_days(start: date | None, end: date | None, low: date, high: date) -> int:
@@ -83,7 +96,7 @@ def outcomes(care: CareServices, repo: Repository, *, start: date, end: date, pr
     if end < start:
         raise bad_request("periodEnd is before periodStart", "periodEnd")
     scope = resolve_scope(care, repo, practice, locality)
-    stop = end + timedelta(days=1)
+    stop = min(end, care.today()) + timedelta(days=1)  # nothing is counted after the period, nor after today
     names = care.names
     chosen: dict[str, Stored] = {}
     for episode in programme_episodes(care, repo, reached=True):  # the people in the caller's reach only
@@ -113,9 +126,10 @@ def outcomes(care: CareServices, repo: Repository, *, start: date, end: date, pr
         assert enrolled is not None
         manager = str((episode.body.get("careManager") or {}).get("reference", ""))
         found = facts.get(patient) or PatientFacts(patient)
+        until = max(enrolled, min(add_months(enrolled, 12), stop))
         outcome = PatientOutcome(patient, episode, enrolled, manager,
-                                 use_in(found, add_months(enrolled, -12), enrolled),
-                                 use_in(found, enrolled, min(add_months(enrolled, 12), stop)))
+                                 use_in(found, add_months(enrolled, -12), enrolled), use_in(found, enrolled, until),
+                                 (until - enrolled).days)
         outcome.days_to_assessment = days_to_assessment(care, tasks.get(patient, []), episode)
         results.append(outcome)
     return report(care, results, start, end, scope.label, programme)
@@ -157,16 +171,44 @@ def population(count: int) -> list[Json]:
     return [{"code": {"coding": [{"system": MEASURE_POPULATION, "code": "initial-population"}]}, "count": count}]
 
 
-def group(care: CareServices, key: str, text: str, total: float, per: list[tuple[str, float]], count: int,
+def score(value: float | None, quantity: Json | None) -> Json:
+    """A measureScore: the value rounded, with its unit; empty for a mean over no one."""
+    if value is None:
+        return {}
+    return {"measureScore": {"value": round(value, 2), **(quantity or {})}}
+
+
+def group(care: CareServices, key: str, text: str, total: float | None, per: list[tuple[str, float]], count: int,
           quantity: Json | None = None, label: str = "patient") -> Json:
-    score: Json = {"value": round(total, 2)}
-    if quantity:
-        score.update(quantity)
-    entry: Json = {"code": code(care, key, text), "population": population(count), "measureScore": score}
+    """One group: its code, population and score (none when `total` is a mean over no one), and a stratum per
+    patient or case manager."""
+    entry: Json = {"code": code(care, key, text), "population": population(count), **score(total, quantity)}
     if per:
         entry["stratifier"] = [{"code": [{"text": label}], "stratum": [
-            {"value": {"text": reference}, "measureScore": {"value": round(value, 2), **(quantity or {})}}
-            for reference, value in per]}]
+            {"value": {"text": reference}, **score(value, quantity)} for reference, value in per]}]
+    return entry
+
+
+def after_group(care: CareServices, key: str, text: str, results: list[PatientOutcome], figure: str,
+                quantity: Json | None = None) -> Json:
+    """A group of the 12 months after enrolment: each patient's stratum says whether their window has ended
+    (an incomplete one counts what is known so far, never the rest as zero), and a second stratifier gives the
+    figures of the ended and the incomplete windows apart."""
+    values = [(r, getattr(r.after, figure)) for r in results]
+    entry = group(care, key, text, sum(v for _r, v in values), [], len(results), quantity)
+    if not values:
+        return entry
+    patients = [{"value": {"text": f"Patient/{r.patient}"},
+                 "component": [{"code": {"text": WINDOW}, "value": {"text": r.window()}}], **score(v, quantity)}
+                for r, v in values]
+    windows = []
+    for state, ended in (("complete", True), ("incomplete", False)):
+        chosen = [v for r, v in values if r.after_ended == ended]
+        if chosen:
+            windows.append({"value": {"text": state}, "population": population(len(chosen)),
+                            **score(sum(chosen), quantity)})
+    entry["stratifier"] = [{"code": [{"text": "patient"}], "stratum": patients},
+                           {"code": [{"text": WINDOW}], "stratum": windows}]
     return entry
 
 
@@ -175,34 +217,33 @@ def report(care: CareServices, results: list[PatientOutcome], start: date, end: 
     count = len(results)
     groups = [group(care, "actively-case-managed", "Patients actively case-managed in the period", count,
                     [], count)]
-    for when in ("before", "after"):
-        label = "in the 12 months before enrolment" if when == "before" else "in the 12 months after enrolment"
-        uses = [(f"Patient/{r.patient}", getattr(r, when)) for r in results]
-        groups.append(group(care, f"emergency-admissions-{when}", f"Emergency admissions {label}",
-                            sum(u.admissions for _p, u in uses), [(p, u.admissions) for p, u in uses], count))
-        groups.append(group(care, f"emergency-bed-days-{when}", f"Emergency bed days {label}",
-                            sum(u.bed_days for _p, u in uses), [(p, u.bed_days) for p, u in uses], count,
-                            {"unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}))
-        groups.append(group(care, f"ae-attendances-{when}", f"A&E attendances {label}",
-                            sum(u.attendances for _p, u in uses), [(p, u.attendances) for p, u in uses], count))
-        groups.append(group(care, f"social-care-hours-{when}", f"Social care hours {label}",
-                            sum(u.hours for _p, u in uses), [(p, u.hours) for p, u in uses], count,
-                            {"unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}))
-        groups.append(group(care, f"social-care-cost-{when}", f"Social care cost {label}",
-                            sum(u.cost for _p, u in uses), [(p, u.cost) for p, u in uses], count, GBP))
+    days = {"unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+    hours = {"unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}
+    figures = (("emergency-admissions", "Emergency admissions", "admissions", None),
+               ("emergency-bed-days", "Emergency bed days", "bed_days", days),
+               ("ae-attendances", "A&E attendances", "attendances", None),
+               ("social-care-hours", "Social care hours", "hours", hours),
+               ("social-care-cost", "Social care cost", "cost", GBP))
+    for key, name, figure, quantity in figures:
+        before = [(f"Patient/{r.patient}", getattr(r.before, figure)) for r in results]
+        groups.append(group(care, f"{key}-before", f"{name} in the 12 months before enrolment",
+                            sum(v for _p, v in before), before, count, quantity))
+    for key, name, figure, quantity in figures:
+        groups.append(after_group(care, f"{key}-after", f"{name} in the 12 months after enrolment", results,
+                                  figure, quantity))
     loads: dict[str, int] = {}
     for result in results:
         ended = parse_day((result.episode.body.get("period") or {}).get("end"))
         if result.manager and (ended is None or ended >= end):
             loads[result.manager] = loads.get(result.manager, 0) + 1
-    mean_load = sum(loads.values()) / len(loads) if loads else 0.0
+    mean_load = sum(loads.values()) / len(loads) if loads else None
     groups.append(group(care, "caseload", "Caseload per case manager at the end of the period (mean)", mean_load,
                         sorted(loads.items()), count, label="case-manager"))
     timed = [(f"Patient/{r.patient}", float(r.days_to_assessment)) for r in results
              if r.days_to_assessment is not None]
-    mean_days = sum(d for _p, d in timed) / len(timed) if timed else 0.0
+    mean_days = sum(d for _p, d in timed) / len(timed) if timed else None
     groups.append(group(care, "days-to-assessment", "Days from identification to assessment (mean)", mean_days,
-                        timed, len(timed), {"unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}))
+                        timed, len(timed), days))
     text = f"Case management outcomes for {scope}" + (f", programme {programme}" if programme else "")
     return {
         "resourceType": "MeasureReport",

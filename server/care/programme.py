@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..fhir.outcome import FhirError, Issue, bad_request, not_found
-from ..store.repository import Repository
+from ..store.repository import Repository, StoredResource
 from .calendar import iso_now, parse_day, shift
 from .evidence import codings, reference_id
 from .names import CARE_PLAN_CATEGORY, FLAG_DETAIL, SNOMED
@@ -215,8 +215,8 @@ def record_decision(care: CareServices, repo: Repository, record: CareRecord, de
     task["executionPeriod"] = {"start": task.get("authoredOn", day.isoformat())[:10], "end": day.isoformat()}
     task["lastModified"] = iso_now()
     task["output"] = [{"type": {"text": "decision"}, "valueCode": decision}]
-    repo.update("Task", task_id, {**task, "id": task_id}, new=not open_tasks)  # new: an id made here
-    return Stored("Task", task_id, task)
+    written = repo.update("Task", task_id, {**task, "id": task_id}, new=not open_tasks)  # new: an id made here
+    return Stored("Task", task_id, written.stored.json())  # as stored: with its meta
 
 
 def found_by(task: Json) -> str:
@@ -245,7 +245,7 @@ class Enrolment:
 
 @dataclass
 class Enrolled:
-    """The resources an enrolment wrote."""
+    """The resources an enrolment wrote, as stored (with their meta)."""
 
     episode: Json
     care_team: Json
@@ -298,12 +298,11 @@ def enrol(care: CareServices, repo: Repository, request: Enrolment) -> Enrolled:
     if newly_eligible:
         due = care.book.working_days.add(request.start, care.book.settings.assessment_days)
     assessment = assessment_task(care, patient, manager, request.start, due, ids)
-    for resource_type, key, resource in (("EpisodeOfCare", "episode", episode), ("CareTeam", "team", team),
-                                         ("CarePlan", "plan", plan), ("Flag", "flag", flag),
-                                         ("Task", "assessment", assessment)):
-        repo.create(resource, resource_type=resource_type, assigned_id=ids[key])
-        resource["id"] = ids[key]
-    return Enrolled(episode, team, plan, flag, assessment, screening, warnings)
+    written = [repo.create(resource, resource_type=resource_type, assigned_id=ids[key]).stored.json()
+               for resource_type, key, resource in (
+                   ("EpisodeOfCare", "episode", episode), ("CareTeam", "team", team), ("CarePlan", "plan", plan),
+                   ("Flag", "flag", flag), ("Task", "assessment", assessment))]
+    return Enrolled(*written, screening, warnings)
 
 
 def programme_display(care: CareServices, code: str) -> str:
@@ -608,8 +607,10 @@ def activate_due(care: CareServices, repo: Repository, day: date) -> int:
     return done
 
 
-def discharge(care: CareServices, repo: Repository, patient_id: str, day: date, reason: str | None) -> Json:
-    """Discharge from the programme: episode finished, alert inactive, plan completed, team inactive."""
+def discharge(care: CareServices, repo: Repository, patient_id: str, day: date, reason: str | None
+              ) -> StoredResource:
+    """Discharge from the programme: episode finished, alert inactive, plan completed, team inactive; the
+    episode as stored."""
     record = load_record(care, repo.connection, patient_id)
     episode = record.episode
     if record.patient is None:
@@ -622,7 +623,7 @@ def discharge(care: CareServices, repo: Repository, patient_id: str, day: date, 
         entry.setdefault("period", {}).setdefault("end", day.isoformat())
     history.append({"status": "finished", "period": {"start": day.isoformat()}})
     body.update(status="finished", statusHistory=history, period={**body.get("period", {}), "end": day.isoformat()})
-    repo.update("EpisodeOfCare", episode.id, body)
+    finished = repo.update("EpisodeOfCare", episode.id, body).stored
     episode_ref = episode.ref
     for flag in record.flags:
         detail = next((e.get("valueReference", {}).get("reference") for e in flag.body.get("extension") or ()
@@ -640,7 +641,7 @@ def discharge(care: CareServices, repo: Repository, patient_id: str, day: date, 
         if f"CareTeam/{team.id}" in team_refs and team.status == "active":
             repo.update("CareTeam", team.id, {**team.body, "status": "inactive",
                                               "period": {**team.body.get("period", {}), "end": day.isoformat()}})
-    return body
+    return finished
 
 
 def caseload_list(care: CareServices, repo: Repository, role_id: str, today: date) -> Json:

@@ -139,6 +139,15 @@ def phone(resource: Json) -> str:
     return ""
 
 
+def per_week(amount: float, unit: str) -> str:
+    """Planned units a week in words: `10.5 hours a week`, `1 night a week`; a package counted in weeks is
+    `weekly` (1 a week), else `0.5 of each week`."""
+    singular = unit.lower().removesuffix("s")  # the service-unit codes: Hours, Days, Nights, Sessions, Meals, Weeks
+    if singular == "week":
+        return "weekly" if amount == 1 else f"{amount:g} of each week"
+    return f"{amount:g} {singular if amount == 1 else singular + 's'} a week"
+
+
 def service_line(care: CareServices, body: Json) -> str:
     """A plain-text line for a package of care: `Home Support: 10.5 hours a week, Upton Home Care Ltd, ...`."""
     names = care.names
@@ -149,8 +158,7 @@ def service_line(care: CareServices, body: Json) -> str:
     parts = [str(component or "Social care service")]
     amount = number(units.get("value"))
     if amount is not None:
-        unit = str(units.get("code") or units.get("unit") or "units").lower()
-        parts.append(f"{amount:g} {unit} a week")
+        parts.append(per_week(amount, str(units.get("code") or units.get("unit") or "units")))
     if isinstance(provider, dict) and provider.get("display"):
         parts.append(str(provider["display"]))
     weekly = number(cost.get("value"))

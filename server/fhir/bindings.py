@@ -80,7 +80,7 @@ def coding_issue(coding: Any, valueset: ValueSet, path: Path) -> BindingIssue | 
     allowed = valueset.systems.get(system) if system.__class__ is str else None
     if allowed is None:
         return make_issue(path, str(code), valueset, f"Coding '{system}|{code}' is not from")
-    if code in allowed:
+    if not isinstance(code, str | None) or code in allowed:  # a code not a string breaks the JSON rules
         return None
     return make_issue((path, "code", None), str(code), valueset, f"Code '{code}' is not in")
 
@@ -92,7 +92,8 @@ def concept_issues(concept: Any, valueset: ValueSet, path: Path) -> list[Binding
     """
     if concept.__class__ is not dict:
         return []
-    codings = concept.get("coding") or []
+    codings = concept.get("coding")
+    codings = codings if codings.__class__ is list else []  # anything else breaks the FHIR JSON rules
     issues: list[BindingIssue] = []
     matched = False
     for index, coding in enumerate(codings):
@@ -100,7 +101,7 @@ def concept_issues(concept: Any, valueset: ValueSet, path: Path) -> list[Binding
             continue
         system, code = coding.get("system"), coding.get("code")
         allowed = valueset.systems.get(system) if system.__class__ is str else None
-        if allowed is None:
+        if allowed is None or not isinstance(code, str | None):
             continue
         if code in allowed:
             matched = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from .profiles import ProfileValidator
 
 MAX_REPORTED_ISSUES = 50
+log = logging.getLogger(__name__)
 
 
 def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
@@ -31,6 +33,24 @@ def location_of(resource_type: str, loc: tuple[Any, ...]) -> str:
         else:
             path += "." + part.lstrip("_")  # `_given` is the extension side of `given`
     return path
+
+
+def too_costly(issues: list[Issue]) -> bool:
+    """Whether the resource is nested too deep for any check after the FHIR JSON rules to walk it."""
+    return any(issue.code == "too-costly" for issue in issues)
+
+
+def unnamed(issues: list[Issue], named: list[Issue]) -> list[Issue]:
+    """The `issues` about no location `named` names: not at one, inside one, nor holding one below the
+    resource itself (a rule on an element whose content was refused judged that content): each problem once."""
+    located = {path for issue in named for path in issue.expression}
+    inside = tuple(f"{path}{step}" for path in located for step in ".[")
+
+    def said(path: str) -> bool:
+        if path in located or path.startswith(inside):
+            return True
+        return "." in path and any(other.startswith((f"{path}.", f"{path}[")) for other in located)
+    return [issue for issue in issues if not issue.expression or not any(said(p) for p in issue.expression)]
 
 
 class ResourceValidator:
@@ -62,44 +82,55 @@ class ResourceValidator:
         return resource_type
 
     def validate(self, resource: Any, expected: str | None = None) -> str:
-        """Validate fully; return the resource type or raise FhirError listing every problem: 400 for
-        structure and required bindings, 422 for a profile the resource must meet but does not."""
-        resource_type = self.check_structure(resource, expected)
-        if self.profiles is not None:
-            problems = self.profiles.check(resource, resource_type)
-            if any(problem.severity in ("error", "fatal") for problem in problems):
-                raise FhirError(422, problems[:MAX_REPORTED_ISSUES])
+        """Validate fully; return the resource type or raise FhirError naming every problem once: 400 when
+        the FHIR JSON rules, the R4B model or a required binding is broken (with the problems of its profiles
+        besides), 422 when only a profile the resource must meet is."""
+        resource_type = self.resource_type_of(resource, expected)
+        structure, profiled = self.findings(resource, resource_type)
+        if structure:
+            raise FhirError(400, (structure + profiled)[:MAX_REPORTED_ISSUES])
+        if any(problem.severity in ("error", "fatal") for problem in profiled):
+            raise FhirError(422, profiled[:MAX_REPORTED_ISSUES])
         return resource_type
 
-    def check_structure(self, resource: Any, expected: str | None = None) -> str:
-        """FHIR JSON rules, R4B structure and required bindings; raises FhirError(400) listing every problem."""
-        resource_type = self.resource_type_of(resource, expected)
-        self.refuse_problems(resource, resource_type, resource)
-        return resource_type
+    def findings(self, resource: dict[str, Any], resource_type: str, also: list[str] | None = None
+                 ) -> tuple[list[Issue], list[Issue]]:
+        """Every problem of a resource, each once with its location: those of the FHIR JSON rules, the R4B
+        model and the required bindings; then those of the profiles it must meet (and the profiles `also`
+        names) at locations the first named not."""
+        structure = self.structure_issues(resource, resource_type, resource)
+        if self.profiles is None or too_costly(structure):
+            return structure, []
+        try:
+            profiled = self.profiles.check(resource, resource_type, also)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            if not structure:
+                raise
+            log.warning("profile check of a %s that breaks the FHIR JSON rules failed", resource_type, exc_info=True)
+            return structure, []  # what breaks the rules is named; the profiles are checked once it is fixed
+        return structure, unnamed(profiled, structure)
 
     def check_envelope(self, bundle: dict[str, Any]) -> None:
         """A batch or transaction Bundle posted to the base, before any entry runs and without the resources
         its entries write (`envelope`): validated as a resource, the R4B model seeing each distinct entry once."""
-        self.refuse_problems(bundle, "Bundle", *distinct_entries(bundle))
-
-    def refuse_problems(self, resource: dict[str, Any], resource_type: str, modelled: dict[str, Any],
-                        indexes: list[int] | None = None) -> None:
-        """Raise FhirError(400) naming every problem: the FHIR JSON rules and required bindings of `resource`,
-        the R4B model's issues with `modelled` (the resource, or a stand-in whose entries `indexes` places)
-        that name no element the rules named already."""
-        issues = self.strict.issues(resource, resource_type)[:MAX_REPORTED_ISSUES]
-        if not any(issue.code == "too-costly" for issue in issues):  # too deep for the model to walk
-            located = tuple(path for issue in issues for path in issue.expression)
-            for issue in self.model_issues(modelled, resource_type):
-                issue = issue if indexes is None else relocated(issue, indexes)
-                where = issue.expression[0]
-                if where not in located and not where.startswith(tuple(f"{p}{c}" for p in located for c in ".[")):
-                    issues.append(issue)
-        if not issues:
-            for problem in self.bindings.check(resource)[:MAX_REPORTED_ISSUES]:
-                issues.append(Issue("code-invalid", problem.message, expression=(problem.expression,)))
+        issues = self.structure_issues(bundle, "Bundle", *distinct_entries(bundle))
         if issues:
             raise FhirError(400, issues)
+
+    def structure_issues(self, resource: dict[str, Any], resource_type: str, modelled: dict[str, Any],
+                         indexes: list[int] | None = None) -> list[Issue]:
+        """Every problem, each once: the FHIR JSON rules of `resource`, then the R4B model's issues with
+        `modelled` (the resource, or a stand-in whose entries `indexes` places) and the required bindings of
+        `resource`, each where the ones before named nothing."""
+        issues = self.strict.issues(resource, resource_type)[:MAX_REPORTED_ISSUES]
+        if too_costly(issues):  # too deep for the model and the bindings to walk
+            return issues
+        modelling = self.model_issues(modelled, resource_type)
+        issues += unnamed(modelling if indexes is None else [relocated(i, indexes) for i in modelling], issues)
+        binding = [Issue("code-invalid", problem.message, expression=(problem.expression,))
+                   for problem in self.bindings.check(resource)[:MAX_REPORTED_ISSUES]]
+        issues += unnamed(binding, issues)
+        return list(dict.fromkeys(issues))[:MAX_REPORTED_ISSUES]
 
     def model_issues(self, resource: dict[str, Any], resource_type: str) -> list[Issue]:
         """What the R4B model refuses (cardinality, choices, required elements, calendar dates)."""

@@ -97,3 +97,61 @@ def test_scope_and_programme_filters(sample_app: Flask, report: dict[str, Any]) 
     before = ok(call(sample_app, "GET", "$outcomes", periodStart="2025-01-01", periodEnd="2026-04-30"))
     assert total(before, "actively-case-managed") == 0  # enrolled after the period
     assert search(sample_app, "Task", code=f"{TASK}|assessment", status="completed")
+
+
+def stratifier(group_: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    return next(s for s in group_["stratifier"] if s["code"][0]["text"] == label)["stratum"]
+
+
+def test_an_after_window_not_yet_ended_is_marked_incomplete(report: dict[str, Any]) -> None:
+    """Jean's 12 months after 2026-05-01 are cut at the period's end (2026-11-01): 184 of 365 days, marked
+    so on her stratum and counted under the incomplete windows, with what they hold so far."""
+    admissions = group(report, "emergency-admissions-after")
+    [jean] = stratifier(admissions, "patient")
+    assert jean["component"] == [{"code": {"text": "after-enrolment window"},
+                                  "value": {"text": "incomplete: 184 of 365 days"}}]
+    assert jean["measureScore"]["value"] == 2
+    assert stratifier(admissions, "after-enrolment window") == [
+        {"value": {"text": "incomplete"}, "population": admissions["population"], "measureScore": {"value": 2}}]
+    hours = stratifier(group(report, "social-care-hours-after"), "after-enrolment window")
+    assert hours[0]["measureScore"] == {"value": 276.0, "unit": "h", "system": "http://unitsofmeasure.org",
+                                        "code": "h"}
+    before = group(report, "emergency-admissions-before")
+    assert [s["code"][0]["text"] for s in before["stratifier"]] == ["patient"]
+    assert "component" not in before["stratifier"][0]["stratum"][0]
+
+
+def test_nothing_after_today_is_counted(sample_app: Flask, report: dict[str, Any]) -> None:
+    """A period ending next year is counted up to today (2026-11-02): Jean's open home support is 186 days
+    of 10.5 hours a week, not the whole year to come."""
+    later = ok(call(sample_app, "GET", "$outcomes", periodStart="2026-01-01", periodEnd="2027-12-31"))
+    [jean] = stratifier(group(later, "social-care-hours-after"), "patient")
+    assert jean["component"][0]["value"]["text"] == "incomplete: 186 of 365 days"
+    assert jean["measureScore"]["value"] == round(10.5 * 186 / 7, 2)
+
+
+def test_no_mean_is_given_over_no_one(sample_app: Flask, report: dict[str, Any]) -> None:
+    nobody = ok(call(sample_app, "GET", "$outcomes", periodStart="2026-01-01", periodEnd="2026-10-31",
+                     practice="Y99999"))
+    for key in ("caseload", "days-to-assessment"):
+        entry = group(nobody, key)
+        assert "measureScore" not in entry and entry["population"][0]["count"] == 0, entry
+    assert total(nobody, "emergency-admissions-after") == 0  # a total over no one is none at all
+    assert "stratifier" not in group(nobody, "emergency-admissions-after")
+
+
+def test_an_ended_window_is_marked_complete(sample_app: Flask, report: dict[str, Any]) -> None:
+    """Arthur enrolled on 2025-09-01: his 12 months after ended on 2026-09-01, within the period."""
+    arthur = patient_id(sample_app, "arthur")
+    manager = case_manager(sample_app, name="Bea Long", phone="01632 960101")
+    ok(call(sample_app, "POST", f"Patient/{arthur}/$enrol", parameters(
+        ("template", "Code", "rutland"), ("careManager", "Reference", {"reference": manager}),
+        ("start", "Date", "2025-09-01"))), 201)
+    both = ok(call(sample_app, "GET", "$outcomes", periodStart="2025-09-01", periodEnd="2026-10-31"))
+    windows = {s["value"]["text"]: s["population"][0]["count"]
+               for s in stratifier(group(both, "ae-attendances-after"), "after-enrolment window")}
+    assert windows == {"complete": 1, "incomplete": 1}
+    marks = {s["value"]["text"]: s["component"][0]["value"]["text"]
+             for s in stratifier(group(both, "ae-attendances-after"), "patient")}
+    assert marks == {f"Patient/{arthur}": "complete", f"Patient/{patient_id(sample_app, 'jean')}":
+                     "incomplete: 184 of 365 days"}

@@ -143,6 +143,8 @@ def test_the_hospital_lookup_by_nhs_number_answers_case_manager_plan_risk_and_pa
     summary = part(plan, "summary")
     assert "Case manager: Anne Khan, Community matron, 01632 960100" in summary
     assert "Home Support: 10.5 hours a week, Upton Home Care Ltd, £241.50 a week" in summary
+    assert "Equipment: weekly, " in summary and "£4.20 a week" in summary  # 1 Weeks a week, said plainly
+    assert "weeks a week" not in summary
     assert part(plan, "nextReview") == "2027-02-02"
     risk = part(status, "risk")
     assert part(risk, "level") == "case-management"
@@ -263,9 +265,34 @@ def test_discharge_ends_the_episode_and_the_alert(base: str, http: requests.Sess
     episode = ok(call(app, "POST", f"Patient/{margaret}/$discharge", parameters(
         ("date", "Date", "2026-11-20"), ("reason", "String", "Moved out of the area"))))
     assert episode["status"] == "finished" and episode["period"]["end"] == "2026-11-20"
+    assert episode["meta"]["versionId"] == "2" and episode == as_stored(app, episode)  # the version written
     status = case_status(http, base, PEOPLE["margaret"])
     assert part(status, "caseManaged") is False and not parts(status, "carePlan")
     assert not any("Case-managed (" in part(a, "text") for a in parts(status, "alert"))
+
+
+def as_stored(app: Flask, resource: dict[str, Any]) -> dict[str, Any]:
+    """The version of the resource its meta names, read back."""
+    version = resource["meta"]["versionId"]
+    return ok(call(app, "GET", f"{resource['resourceType']}/{resource['id']}/_history/{version}"))
+
+
+def test_enrol_answers_each_resource_it_wrote_as_stored_with_its_meta(app: Flask, enrolled: dict[str, Any]) -> None:
+    assert set(enrolled) == {"episode", "careTeam", "carePlan", "flag", "assessment", "screening"}
+    for name, resource in enrolled.items():
+        assert resource["meta"]["versionId"] and resource["meta"]["lastUpdated"], name
+        assert resource == as_stored(app, resource), name
+    assert all(enrolled[name]["meta"]["versionId"] == "1" for name in enrolled if name != "screening")
+
+
+def test_screen_answers_the_task_as_stored_over_http(app: Flask, base: str, http: requests.Session) -> None:
+    ivy = patient_id(app, "ivy")
+    response = http.post(f"{base}/Patient/{ivy}/$screen", json=parameters(
+        ("decision", "Code", "declined"), ("reason", "String", "Prefers her own arrangements")), timeout=10)
+    assert response.status_code == 200, response.text
+    task = response.json()
+    assert task["resourceType"] == "Task" and task["meta"]["versionId"] and task["meta"]["lastUpdated"]
+    assert task == http.get(f"{base}/Task/{task['id']}", timeout=10).json()
 
 
 def test_an_enrolment_starting_later_is_planned_until_a_run_on_its_start_date(

@@ -5,18 +5,15 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import os
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.fhir.bindings import BindingChecker, BindingIssue
+from tests.shared import PROJECT, SHARED
 
-PROJECT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("SHARED_DIR", PROJECT.parent / "shared"))
 EXAMPLES = SHARED / "fhir-r4" / "examples"
 SYNTHEA = SHARED / "data" / "synthea"
 ACCEPTED_EXAMPLES = 688
@@ -27,9 +24,7 @@ ACTIVITY_STATUS = "http://hl7.org/fhir/ValueSet/care-plan-activity-status|4.0.1"
 CONDITION_CLINICAL = "http://hl7.org/fhir/ValueSet/condition-clinical|4.0.1"
 CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
-needs_examples = pytest.mark.skipif(
-    not EXAMPLES.is_dir(), reason=f"HL7 R4 examples not found at {EXAMPLES} (set SHARED_DIR)"
-)
+needs_examples = pytest.mark.usefixtures("shared_dir")  # the run stops, naming it, when the folder is absent
 
 
 @pytest.fixture(scope="module")
@@ -353,11 +348,10 @@ def test_vendored_bindings_match_the_generator() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SYNTHEA.is_dir(), reason=f"Synthea data not found at {SYNTHEA} (set SHARED_DIR)")
+@needs_examples
 def test_synthea_resources_have_no_issues(checker: BindingChecker) -> None:
     archives = sorted(SYNTHEA.glob("*.tar.gz"))
-    if not archives:
-        pytest.skip(f"no Synthea archives in {SYNTHEA}")
+    assert archives, f"no Synthea archives in {SYNTHEA}"
     checked = 0
     failures: dict[str, list[BindingIssue]] = {}
     for archive in archives:

@@ -18,7 +18,6 @@ import pytest
 from loaders.synth import NoiseRates, SynthSummary, generate
 from loaders.synth.nhs import is_valid
 
-SHARED_SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "extracts-sample"
 MONTH = "2026-10"
 E = date(2026, 10, 31)
 
@@ -208,10 +207,8 @@ def test_layout_and_headers_match_the_contract(clean: tuple[Path, SynthSummary])
         assert all(len(r) == len(rows[0]) for r in rows)
 
 
-def test_headers_match_the_shared_samples() -> None:
-    if not SHARED_SAMPLE.is_dir():
-        pytest.skip("shared sample extracts not available")
-    for path in SHARED_SAMPLE.rglob("*.csv"):
+def test_headers_match_the_shared_samples(sample_dir: Path) -> None:
+    for path in sample_dir.rglob("*.csv"):
         with path.open(encoding="utf-8", newline="") as fh:
             assert next(csv.reader(fh)) == HEADERS[path.name], path
 

@@ -161,7 +161,7 @@ def screen(ix: Interaction, care: CareServices) -> FhirResponse:
     decision = params.require("decision")
     task = programme.record_decision(care, ix.repo, found, decision, reference_param(params, "screener"),
                                      params.text("reason"), day_param(params, "date", care.today()))
-    return FhirResponse(200, {**task.body, "id": task.id})
+    return FhirResponse(200, task.body)
 
 
 def enrol(ix: Interaction, care: CareServices) -> FhirResponse:
@@ -191,7 +191,7 @@ def discharge(ix: Interaction, care: CareServices) -> FhirResponse:
     params = OperationParams(ix.request)
     episode = programme.discharge(care, ix.repo, ix.id, day_param(params, "date", care.today()),
                                   params.text("reason"))
-    return FhirResponse(200, episode)
+    return FhirResponse.of_resource(episode)
 
 
 def case_status(ix: Interaction, care: CareServices, status: CaseStatus) -> FhirResponse:

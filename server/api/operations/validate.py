@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...fhir.outcome import FhirError, Issue, bad_request, operation_outcome
+from ...fhir.validate import unnamed
 from ..model import FhirResponse
 from ..router import Interaction, Operation
 
@@ -59,19 +60,21 @@ def check_delete(ix: Interaction, instance_id: str | None) -> list[Issue]:
 
 def check_resource(ix: Interaction, resource: Any, mode: str | None, instance_id: str | None,
                    profile: str | None) -> list[Issue]:
+    """Every problem of the resource, each once: structure and required bindings, its id for the mode, and
+    the profiles it must meet and the one named."""
     validator = ix.services.validator
-    issues: list[Issue] = []
     try:
-        resource_type = validator.check_structure(resource, ix.type)
+        resource_type = validator.resource_type_of(resource, ix.type)
     except FhirError as exc:
         return exc.issues
+    issues, profiled = validator.findings(resource, resource_type, [profile] if profile else None)
     if mode == "update" or (instance_id is not None and mode is None and "id" in resource):
-        issues.extend(check_update_id(resource, resource_type, instance_id, required=mode == "update"))
+        issues.extend(unnamed(check_update_id(resource, resource_type, instance_id, required=mode == "update"),
+                              issues))
     if mode == "create" and "id" in resource and instance_id is not None:
         issues.append(Issue("invalid", "mode=create is a type-level validation; use mode=update for an instance",
                             (f"{resource_type}.id",)))
-    issues.extend(ix.services.profiles.check(resource, resource_type, [profile] if profile else None))
-    return issues
+    return issues + profiled
 
 
 def check_update_id(resource: dict[str, Any], resource_type: str, instance_id: str | None, *, required: bool

@@ -153,14 +153,15 @@ class Checker:
             if value.__class__ is dict:
                 self.check_coding(value, rule, location, value_set, strength, alone=True)
         elif value_type == "CodeableConcept" and value.__class__ is dict:
-            codings = value.get("coding") or []
+            codings = value.get("coding")
+            codings = codings if codings.__class__ is list else []  # anything else the FHIR JSON rules name
             matched = False
             for index, coding in enumerate(codings):
                 if coding.__class__ is dict and self.check_coding(coding, rule, (location, "coding", index),
                                                                   value_set, strength, alone=False):
                     matched = True
-            if not matched and not any(c.__class__ is dict and value_set.covers(c.get("system", ""))
-                                       for c in codings):
+            if not matched and not any(c.__class__ is dict and c.get("system").__class__ is str
+                                       and value_set.covers(c["system"]) for c in codings):
                 shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings if c.__class__ is dict)
                 subject = f"none of the codings [{shown}] is from" if shown else "a concept with no coding is not from"
                 self.binding_issue(rule, subject, location, "error" if strength == "required" else "warning")
