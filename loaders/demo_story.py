@@ -316,11 +316,17 @@ def still_enrolled(plans: list[tuple[Locality, str]]) -> list[str]:
     """NHS numbers of the people whose programme episode is still active, in the order of enrolment."""
     numbers = []
     for locality, patient in plans:
-        active = locality.team.call("GET", "EpisodeOfCare", patient=f"Patient/{patient}", status="active")
-        if active.get("entry"):
+        if case_managed(locality.team, patient):
             body = locality.team.call("GET", f"Patient/{patient}")
             numbers += [str(i["value"]) for i in body.get("identifier", []) if i.get("system") == NHS]
     return numbers
+
+
+def case_managed(team: Client, patient: str) -> bool:
+    """Whether the patient's programme episode is active."""
+    programme = f"{team.api.services.profiles.conformance.base}/CodeSystem/care-programme|"
+    found = team.call("GET", "EpisodeOfCare", patient=f"Patient/{patient}", status="active", type=programme)
+    return bool(found.get("entry"))
 
 
 def admissions_after_enrolment(folder: Path, label: str, report: StoryReport, count: int = 3) -> list[str]:
@@ -345,11 +351,14 @@ def is_review(activity: dict[str, Any]) -> bool:
 
 
 def record_objection(api: Any, locality: Locality, plans: list[tuple[Locality, str]], report: StoryReport) -> None:
-    """The first person enrolled at the last locality's last practice objects to sharing; the practice records it."""
+    """The first person still case-managed at the last locality's last practice objects to sharing; the practice
+    records it."""
     practice = locality.practices[-1]
     gp = Client(api, caller("demo-gp", "gp", f"{ODS}|{practice}"))
-    person = next((p for where, p in plans if where is locality and practice_of(locality.team, p) == practice
-                   and p != report.jean), None)
+    team = locality.team
+    person = next((p for where, p in plans if where is locality and p != report.jean
+                   and practice_of(team, p) == practice
+                   and case_managed(team, p)), None)
     if person is None:
         return
     organization = gp.call("GET", "Organization", identifier=f"{ODS}|{practice}")["entry"][0]["resource"]["id"]
