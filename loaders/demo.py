@@ -8,13 +8,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from .demo_story import END, admissions_after_enrolment, build_story
+from .demo_story import END, YEAR_START, admissions_after_enrolment, build_story
 
 SOURCES = ("gp", "swift", "hospital")
 FIRST_MONTH = "2026-10"
@@ -39,6 +38,10 @@ class Loaded:
     loaded: int = 0
     rejected: int = 0
     held: int = 0
+
+    def describe(self) -> str:
+        return (f"{self.rows:,} rows read, {self.loaded:,} loaded, {self.rejected:,} rejected, {self.held:,} held "
+                "(rows about people the record does not know yet, kept for a later extract)")
 
 
 def generate_area(folder: Path, size: DemoSize) -> dict[str, Any]:
@@ -105,6 +108,7 @@ def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], Non
     from server.care.commands import stratify
 
     tty = sys.stdout.isatty() if tty is None else tty
+    started = time.monotonic()
     first, after = months()
     echo(f"Generating a synthetic area into {folder}: {size.patients:,} people, {size.practices} practices, "
          f"seed {size.seed}, extracts for {first} and {after}, with Jean Hardy of the case study")
@@ -114,30 +118,29 @@ def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], Non
         api = app.extensions["sharedcare"]
         echo(f"Loading the GP, SWIFT and hospital extracts of {first} through the extract loaders")
         loaded = load_month(app, folder, first, echo, tty)
-        echo(faults_line(loaded, summary, folder))
+        echo(f"  {loaded.describe()}. {faults_line(summary, folder)}")
         echo(f"Stratifying the population as of {END} under every rule set and measure")
         run = stratify(settings, END, [], 2000, progress=tty)
         echo(f"  {run.describe()}")
-        echo(f"Building a year of case management ({date(2025, 9, 1):%B %Y} to {END:%B %Y}) through the "
+        echo(f"Building a year of case management ({YEAR_START:%B %Y} to {END:%B %Y}) through the "
              "case-management operations")
         story = build_story(api, list(summary["practices"]))
         echo(f"  {story.describe()}")
         admitted = admissions_after_enrolment(folder, after, story)
         echo(f"Loading the extracts of {after}: admissions and social care package changes after enrolment")
         later = load_month(app, folder, after, echo, tty)
-        echo(faults_line(later, summary, folder))
-        echo(f"  {len(admitted)} case-managed people in hospital at the end of {after}: their case managers have an "
-             "alert and a task each")
+        echo(f"  {later.describe()} (the faulty rows on purpose, as above); {len(admitted)} case-managed people in "
+             "hospital at the extract's date: their case managers have an alert and a task each")
     finally:
         api.services.database.dispose()
+    echo(f"The demo area is built ({time.monotonic() - started:.0f} s).")
     return summary
 
 
-def faults_line(loaded: Loaded, summary: dict[str, Any], folder: Path) -> str:
-    """The load's figures and why rows were rejected: the synthetic extracts carry faulty rows on purpose."""
+def faults_line(summary: dict[str, Any], folder: Path) -> str:
+    """Why rows were rejected: the synthetic extracts carry faulty rows on purpose; where they are listed."""
     share = len(summary.get("invalid", [])) / max(1, sum(f.get("rows", 0) for f in summary.get("files", [])))
-    return (f"  {loaded.rows:,} rows read, {loaded.loaded:,} loaded, {loaded.rejected:,} rejected, {loaded.held:,} "
-            f"held. The synthetic extracts carry faulty rows on purpose (about {share:.1%} of rows: bad NHS numbers, "
+    return (f"The synthetic extracts carry faulty rows on purpose (about {share:.1%} of rows: bad NHS numbers, "
             f"impossible dates, unknown codes, implausible values) to show the loaders' checks; each rejected or "
             f"held row is listed, with its reason, in the *.rejects.csv and *.held.csv files beside its extract "
             f"under {folder}")

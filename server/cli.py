@@ -144,14 +144,15 @@ def demo_client_keys(settings: Settings, synth_dir: Path) -> str:
     """Register the demo clients (one per kind, for the demo area's organisations); how to get a token."""
     import json
 
-    from loaders.demo_story import LOCALITIES
+    from loaders.demo_story import localities_of
 
     from .security.demo import demo_clients, describe, register_demo_clients
     from .store.db import Database
 
     area = json.loads((synth_dir / "summary.json").read_text(encoding="utf-8"))
+    code, _name, practices = localities_of(list(area["practices"]))[0]
     clients = demo_clients(settings.project_base_uri, area["practices"][0], area["providers"][0], area["council"],
-                           LOCALITIES[0][0])
+                           (code, practices))
     database = Database.connect(settings.database_url)
     try:
         made = register_demo_clients(database, Path("var") / "clients", clients)
