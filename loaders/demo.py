@@ -44,6 +44,18 @@ class Loaded:
                 "(rows about people the record does not know yet, kept for a later extract)")
 
 
+class Lap:
+    """Seconds since the last lap, as text for a line of output."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        spent, self.last = now - self.last, now
+        return f"in {spent:.0f} s"
+
+
 def generate_area(folder: Path, size: DemoSize) -> dict[str, Any]:
     """The synthetic area's extracts (two monthly snapshots, Jean's rows added), generated once; its summary."""
     from .synth import generate
@@ -113,24 +125,27 @@ def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], Non
     echo(f"Generating a synthetic area into {folder}: {size.patients:,} people, {size.practices} practices, "
          f"seed {size.seed}, extracts for {first} and {after}, with Jean Hardy of the case study")
     summary = generate_area(folder, size)
+    lap = Lap()
     app = create_app(settings)
     try:
         api = app.extensions["sharedcare"]
         echo(f"Loading the GP, SWIFT and hospital extracts of {first} through the extract loaders")
         loaded = load_month(app, folder, first, echo, tty)
-        echo(f"  {loaded.describe()}. {faults_line(summary, folder)}")
+        echo(f"  {loaded.describe()} {lap()}. {faults_line(summary, folder)}")
         echo(f"Stratifying the population as of {END} under every rule set and measure")
         run = stratify(settings, END, [], 2000, progress=tty)
         echo(f"  {run.describe()}")
+        lap()
         echo(f"Building a year of case management ({YEAR_START:%B %Y} to {END:%B %Y}) through the "
              "case-management operations")
-        story = build_story(api, list(summary["practices"]))
-        echo(f"  {story.describe()}")
+        with tqdm(desc="  case management", unit="step", disable=not tty, leave=False) as bar:
+            story = build_story(api, list(summary["practices"]), lambda: bar.update(1))
+        echo(f"  {story.describe()} {lap()}")
         admitted = admissions_after_enrolment(folder, after, story)
         echo(f"Loading the extracts of {after}: admissions and social care package changes after enrolment")
         later = load_month(app, folder, after, echo, tty)
-        echo(f"  {later.describe()} (the faulty rows on purpose, as above); {len(admitted)} case-managed people in "
-             "hospital at the extract's date: their case managers have an alert and a task each")
+        echo(f"  {later.describe()} {lap()} (the faulty rows on purpose, as above); {len(admitted)} case-managed "
+             "people in hospital at the extract's date: their case managers have an alert and a task each")
     finally:
         api.services.database.dispose()
     echo(f"The demo area is built ({time.monotonic() - started:.0f} s).")

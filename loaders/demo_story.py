@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -148,8 +149,8 @@ def localities_of(practices: list[str]) -> list[tuple[str, str, list[str]]]:
     return [(code, name, part) for (code, name), part in zip(LOCALITIES, parts, strict=True) if part]
 
 
-def build_story(api: Any, practices: list[str]) -> StoryReport:
-    """Make the demo area's year of case management; returns what it made."""
+def build_story(api: Any, practices: list[str], tick: Callable[[], Any] = lambda: None) -> StoryReport:
+    """Make the demo area's year of case management (`tick` after each person's step); returns what it made."""
     host = Client(api, caller("demo-integration", "integration", f"{ODS}|HOST"))
     report = StoryReport()
     localities = [register_locality(api, host, code, name, part, TEAMS[i], report)
@@ -157,7 +158,7 @@ def build_story(api: Any, practices: list[str]) -> StoryReport:
     report.localities = len(localities)
     plans: list[tuple[Locality, str]] = []
     for locality in localities:
-        plans += run_programme(locality, report)
+        plans += run_programme(locality, report, tick)
     review_plans(plans, report)
     report.active = still_enrolled(plans)
     record_objection(api, localities[-1], plans, report)
@@ -212,7 +213,7 @@ def spread(count: int, start: date, end: date) -> list[date]:
     return [start + timedelta(days=round(i * step)) for i in range(count)]
 
 
-def run_programme(locality: Locality, report: StoryReport) -> list[tuple[Locality, str]]:
+def run_programme(locality: Locality, report: StoryReport, tick: Callable[[], Any]) -> list[tuple[Locality, str]]:
     """Find, screen, enrol and discharge in the order of the calendar; returns (locality, patient id) enrolled."""
     team = locality.team
     found = team.call("GET", "Patient/$case-finding", locality=locality.code, capacity=100000)
@@ -240,6 +241,7 @@ def run_programme(locality: Locality, report: StoryReport) -> list[tuple[Localit
     enrolled: list[tuple[Locality, str]] = []
     while events:
         day, order, action, patient, template = heapq.heappop(events)
+        tick()
         if action == "decline":
             report.screened += 1
             report.declined += 1
