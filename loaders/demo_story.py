@@ -249,7 +249,7 @@ def run_programme(locality: Locality, report: StoryReport, tick: Callable[[], An
                             screener={"reference": locality.case_managers[0].role},
                             reason=DECLINE_REASONS[order % len(DECLINE_REASONS)])
         elif action == "enrol":
-            if enrol(locality, patient, template, day, report, 0 if patient == jean_id else order):
+            if enrol(locality, patient, template, day, report, 0 if patient == jean_id else order // 2):
                 enrolled.append((locality, patient))
                 leaves = day + timedelta(weeks=12) if template == "havering" else date(
                     day.year + 1, day.month, min(day.day, 28))
