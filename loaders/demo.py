@@ -40,8 +40,8 @@ class Loaded:
     held: int = 0
 
     def describe(self) -> str:
-        return (f"{self.rows:,} rows read, {self.loaded:,} loaded, {self.rejected:,} rejected, {self.held:,} held "
-                "(rows about people the record does not know yet, kept for a later extract)")
+        held = " (rows about people the record does not know yet, kept for a later extract)" if self.held else ""
+        return f"{self.rows:,} rows read, {self.loaded:,} loaded, {self.rejected:,} rejected, {self.held:,} held{held}"
 
 
 class Lap:

@@ -125,8 +125,8 @@ def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
     else:
         build(settings, synth_dir, DemoSize(patients, practices, seed), echo=click.echo)
     click.echo(demo_client_keys(settings, synth_dir))
-    click.echo(f"Serving at {fhir_base} (`sharedcare serve`); README.md, \"Ten minutes with the shared record\", "
-               "walks through it.")
+    click.echo(f"The API is at {fhir_base} while `sharedcare serve` runs (`make demo` starts it); README.md, \"Ten "
+               "minutes with the shared record\", walks through it.")
 
 
 def start_again(database_url: str, synth_dir: Path) -> str:
