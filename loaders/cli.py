@@ -131,22 +131,3 @@ def register(group: click.Group) -> None:
     group.add_command(load_command)
     group.add_command(synth_command)
 
-
-def demo_data(settings: object, folder: Path, patients: int = 2000, practices: int = 3, seed: int = 2026) -> str:
-    """Generate a small synthetic area into ``folder`` (once) and load it in-process; returns the summary."""
-    from .load import Loader, LoadOptions
-    from .sinks import InProcessSink
-    from .synth import generate
-
-    if not (folder / "summary.json").exists():
-        generate(folder, patients=patients, practices=practices, seed=seed).write_json(folder / "summary.json")
-    lines = []
-    for source in SOURCES:
-        sink = InProcessSink.from_settings(settings, source)
-        try:
-            report = Loader(sink, LoadOptions(), base=settings.project_base_uri).load(  # type: ignore[attr-defined]
-                source, folder / source)
-        finally:
-            sink.close()
-        lines.append(report.render())
-    return "\n".join(lines)

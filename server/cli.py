@@ -93,13 +93,15 @@ def import_bundles(paths: tuple[Path, ...], first: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--synth-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var") / "synth",
               show_default=True, help="Where the synthetic extracts are generated (once).")
-@click.option("--patients", default=2000, show_default=True, help="People on the practice lists.")
-@click.option("--practices", default=3, show_default=True, help="GP practices.")
+@click.option("--patients", default=2000, show_default=True, envvar="DEMO_PATIENTS",
+              help="People on the practice lists (or DEMO_PATIENTS).")
+@click.option("--practices", default=3, show_default=True, envvar="DEMO_PRACTICES",
+              help="GP practices (or DEMO_PRACTICES).")
 @click.option("--seed", default=2026, show_default=True, help="Seed of the synthetic population.")
 def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
-    """Prepare a demo database: upgrade the schema and, if it is empty, generate a small synthetic
-    population (GP, SWIFT and hospital extracts), load it through the extract loaders and stratify it."""
-    from loaders.cli import demo_data
+    """Prepare a demo database: upgrade the schema and, if it is empty, build the demo area: a synthetic
+    population loaded through the extract loaders, stratified, and a year of case management."""
+    from loaders.demo import DemoSize, build
 
     from .store.conformance import CONFORMANCE_TYPES, install_bundled
     from .store.db import make_engine
@@ -114,25 +116,43 @@ def demo(synth_dir: Path, patients: int, practices: int, seed: int) -> None:
         data = resources.select().where(resources.c.type.notin_(CONFORMANCE_TYPES)).limit(1)
         populated = connection.execute(data).first() is not None
     engine.dispose()
+    fhir_base = settings.base_url or f"http://127.0.0.1:8080{settings.fhir_path}"
     if populated:
-        click.echo("The database already holds data; nothing loaded.")
+        click.echo(f"The database at {settings.database_url} already holds data (the demo area, built before): "
+                   "nothing loaded.")
+        click.echo(f"To start again from nothing: {start_again(settings.database_url, synth_dir)}, then run "
+                   "`make demo` (or `sharedcare demo`) again.")
     else:
-        click.echo(demo_data(settings, synth_dir, patients=patients, practices=practices, seed=seed))
-        from .care.commands import stratify as run_stratify
-
-        click.echo(run_stratify(settings, None, [], 2000).describe())
+        build(settings, synth_dir, DemoSize(patients, practices, seed), echo=click.echo)
     click.echo(demo_client_keys(settings, synth_dir))
+    click.echo(f"The API is at {fhir_base} while `sharedcare serve` runs (`make demo` starts it); README.md, \"Ten "
+               "minutes with the shared record\", walks through it.")
+
+
+def start_again(database_url: str, synth_dir: Path) -> str:
+    """How to empty the demo's database (and its generated extracts) by hand."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"rm -rf {url.database} {synth_dir} var/clients"
+    return (f"dropdb -h {url.host or '127.0.0.1'} -U {url.username or 'postgres'} {url.database} && createdb -h "
+            f"{url.host or '127.0.0.1'} -U {url.username or 'postgres'} {url.database}; rm -rf {synth_dir} var/clients")
 
 
 def demo_client_keys(settings: Settings, synth_dir: Path) -> str:
     """Register the demo clients (one per kind, for the demo area's organisations); how to get a token."""
     import json
 
+    from loaders.demo_story import localities_of
+
     from .security.demo import demo_clients, describe, register_demo_clients
     from .store.db import Database
 
     area = json.loads((synth_dir / "summary.json").read_text(encoding="utf-8"))
-    clients = demo_clients(settings.project_base_uri, area["practices"][0], area["providers"][0], area["council"])
+    code, _name, practices = localities_of(list(area["practices"]))[0]
+    clients = demo_clients(settings.project_base_uri, area["practices"][0], area["providers"][0], area["council"],
+                           (code, practices))
     database = Database.connect(settings.database_url)
     try:
         made = register_demo_clients(database, Path("var") / "clients", clients)

@@ -25,8 +25,10 @@ class DemoClient:
     holds: str
 
 
-def demo_clients(project_base: str, practice: str, hospital: str, council: str) -> list[DemoClient]:
-    """One client per kind for the demo area's organisations."""
+def demo_clients(project_base: str, practice: str, hospital: str, council: str,
+                 team: tuple[str, list[str]]) -> list[DemoClient]:
+    """One client per kind for the demo area's organisations (`team`: a case-management team's ODS code and the
+    practices that are part of it)."""
     return [
         DemoClient("demo-gp", "gp", f"{ODS}|{practice}", "system/*.cruds",
                    f"the patients registered at practice {practice}"),
@@ -36,8 +38,8 @@ def demo_clients(project_base: str, practice: str, hospital: str, council: str) 
         DemoClient("demo-council", "council", f"{project_base}/Id/council-code|{council}",
                    "system/*.rs system/EpisodeOfCare.cruds system/Encounter.cruds",
                    f"the social care clients of council {council}"),
-        DemoClient("demo-case-management", "case-management", f"{ODS}|{practice}", "system/*.cruds",
-                   f"the patients of practice {practice} (a team's organisation and the practices part of it)"),
+        DemoClient("demo-case-management", "case-management", f"{ODS}|{team[0]}", "system/*.cruds",
+                   f"the patients of the practices of team {team[0]} ({', '.join(team[1])})"),
         DemoClient("demo-auditor", "auditor", f"{ODS}|HOST", "system/AuditEvent.rs", "nobody: the audit trail"),
         DemoClient("demo-admin", "admin", f"{ODS}|HOST", "system/*.cruds", "nobody: conformance resources"),
         DemoClient("demo-integration", "integration", f"{ODS}|HOST", "system/*.cruds", "everyone"),
