@@ -1,0 +1,223 @@
+"""Delivery: one subscription at a time is claimed, its next notification sent and the outcome kept.
+
+A claim is an advisory lock on PostgreSQL (held by the claiming transaction while the notification is
+sent, so no two workers send a subscription's events at once, and a killed worker's claim ends with its
+connection); on SQLite one worker process claims at all (worker.py). A notification carries the events
+after the last the endpoint took, up to max-count, in number order; only a 2xx answer moves that mark,
+so an event is sent until taken (at least once) and never out of order. A failure waits an exponentially
+growing, jittered delay; a subscription failing for longer than the retry horizon goes to `error` with
+the reason, its events kept for `$events`."""
+
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import requests
+from sqlalchemy import Connection, and_, or_, select, text, update
+
+from ..fhir.dates import now_us
+from ..fhir.outcome import FhirError
+from ..security.context import Caller
+from ..store.db import is_postgres, transaction
+from ..store.repository import Repository
+from ..store.schema import subscription_events, subscriptions
+from ..store.services import StoreServices
+from .endpoints import EndpointPolicy
+from .notifications import Event, notification_bundle, subscription_status
+from .owners import owner_caller
+from .subscriptions import WORKER, Definition
+
+log = logging.getLogger(__name__)
+SECOND = 1_000_000
+CLAIM_CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How deliveries are retried and where they may go (from Settings)."""
+
+    retry_horizon_s: float = 24 * 3600
+    retry_base_s: float = 1.0
+    retry_max_delay_s: float = 300.0
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before the next attempt: exponential in the failures so far, with full jitter above half."""
+        ceiling = min(self.retry_max_delay_s, self.retry_base_s * 2 ** min(attempts - 1, 30))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Outcome:
+    """What one attempt did: taken or not, the last event number it carried, why it failed."""
+
+    taken: bool
+    last: int | None = None
+    reason: str = ""
+    final: bool = False  # no retry (the owner is gone): error at once
+
+
+def claim_key(subscription_id: str) -> int:
+    return 0x5EAC7_0000_0000 + zlib.crc32(subscription_id.encode())
+
+
+def due(now: int) -> Any:
+    s = subscriptions.c
+    return and_(s.next_attempt <= now, or_(
+        s.status == "requested",
+        and_(s.status == "active", or_(s.events > s.delivered, and_(s.heartbeat_due.is_not(None),
+                                                                      s.heartbeat_due <= now)))))
+
+
+class Deliverer:
+    """Claims due subscriptions and sends their notifications."""
+
+    def __init__(self, services: StoreServices, settings: DeliverySettings, base: str) -> None:
+        self.services = services
+        self.settings = settings
+        self.base = base
+        self.http = requests.Session()
+
+    def deliver_one(self) -> bool:
+        """Claim one due subscription and make one attempt; False when none is due (or all are claimed)."""
+        database = self.services.database
+        if database.writer.dialect.name == "postgresql":
+            with database.writer.connect() as connection, connection.begin():
+                row = self.claim(connection)
+                if row is None:
+                    return False
+                outcome = self.attempt(connection, row)
+                change = self.settle(connection, row, outcome)
+        else:
+            with database.reader.connect() as connection:
+                row = self.claim(connection)
+                if row is None:
+                    return False
+                outcome = self.attempt(connection, row)
+            with transaction(database, writing=True) as connection:
+                change = self.settle(connection, row, outcome)
+        if change is not None:
+            self.write_back(row.id, *change)
+        return True
+
+    def claim(self, connection: Connection) -> Any:
+        now = now_us()
+        candidates = connection.execute(select(subscriptions.c.id).where(due(now))
+                                        .order_by(subscriptions.c.next_attempt, subscriptions.c.id)
+                                        .limit(CLAIM_CANDIDATES)).scalars().all()
+        for subscription_id in candidates:
+            if is_postgres(connection) and not connection.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": claim_key(subscription_id)}).scalar():
+                continue
+            row = connection.execute(select(subscriptions).where(subscriptions.c.id == subscription_id,
+                                                                 due(now))).first()
+            if row is not None:  # read again under the claim: another worker may have just sent it
+                return row
+        return None
+
+    def attempt(self, connection: Connection, row: Any) -> Outcome:
+        definition = Definition.of(row.definition)
+        owner = owner_caller(connection, row.owner_client)
+        if owner is None:
+            return Outcome(False, reason=f"the subscription's owner {row.owner_client} is no longer a registered "
+                                         "client", final=True)
+        if row.status == "requested":
+            kind, events = "handshake", []
+        elif row.events > row.delivered:
+            kind = "event-notification"
+            events = self.events(connection, owner, row, definition)
+        else:
+            kind, events = "heartbeat", []
+        status = subscription_status(row.id, row.topic, row.status,
+                                     kind, row.events, events, definition.content)
+        bundle = notification_bundle(self.base, status, row.id, events, definition.content)
+        reason = self.post(definition, orjson.dumps(bundle))
+        if reason:
+            return Outcome(False, reason=reason)
+        return Outcome(True, last=events[-1].number if events else None)
+
+    def events(self, connection: Connection, owner: Caller, row: Any, definition: Definition) -> list[Event]:
+        """The next events to send, their focus checked against the owner's access as it stands now."""
+        e = subscription_events.c
+        found = connection.execute(
+            select(e.number, e.type, e.id, e.version, e.recorded)
+            .where(e.subscription == row.id, e.number > row.delivered)
+            .order_by(e.number).limit(definition.max_count)).all()
+        repo = Repository(connection, owner, self.services)
+        events = []
+        for number, resource_type, resource_id, version, recorded in found:
+            shown, body = True, None
+            try:
+                if definition.content == "full-resource":
+                    body = repo.vread(resource_type, resource_id, str(version)).body
+                elif definition.content == "id-only":
+                    shown = repo.sees(resource_type, resource_id)
+            except FhirError:
+                shown = False  # no longer the owner's to see: the event is counted, its focus withheld
+            events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
+        return events
+
+    def post(self, definition: Definition, body: bytes) -> str:
+        """Send a notification; '' when the endpoint took it (2xx), else why not."""
+        refusal = self.settings.endpoints.refusal(definition.endpoint)
+        if refusal:
+            return refusal
+        headers = {"Content-Type": "application/fhir+json"}
+        for line in definition.headers:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+        try:
+            answer = self.http.post(definition.endpoint, data=body, headers=headers, timeout=definition.timeout,
+                                    allow_redirects=False)
+        except requests.RequestException as exc:
+            return f"the endpoint could not be reached: {type(exc).__name__}: {str(exc)[:200]}"
+        if 200 <= answer.status_code < 300:
+            return ""
+        return f"the endpoint answered {answer.status_code}"
+
+    def settle(self, connection: Connection, row: Any, outcome: Outcome) -> tuple[str, str | None] | None:
+        """Keep the attempt's outcome; returns the new (status, error) when the status changes."""
+        now = now_us()
+        definition = Definition.of(row.definition)
+        if outcome.taken:
+            values: dict[str, Any] = {"attempts": 0, "failing_since": None, "next_attempt": 0, "last_sent": now,
+                                      "error": None, "status": "active",
+                                      "heartbeat_due": now + definition.heartbeat * SECOND if definition.heartbeat
+                                      else None}
+            if outcome.last is not None:
+                values["delivered"] = outcome.last
+            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
+            return ("active", None) if row.status != "active" else None
+        since = row.failing_since or now
+        attempts = row.attempts + 1
+        log.info("delivery to subscription %s failed (attempt %d): %s", row.id, attempts, outcome.reason)
+        if outcome.final or now - since >= self.settings.retry_horizon_s * SECOND:
+            error = (outcome.reason if outcome.final else
+                     f"no delivery for {round((now - since) / SECOND)} s after {attempts} attempts; "
+                     f"last: {outcome.reason}")
+            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
+                attempts=attempts, failing_since=since, status="error", error=error))
+            return "error", error
+        connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
+            attempts=attempts, failing_since=since, error=outcome.reason,
+            next_attempt=now + int(self.settings.delay(attempts) * SECOND)))
+        return None
+
+    def write_back(self, subscription_id: str, status: str, error: str | None) -> None:
+        """Show a status change on the Subscription resource (a new version, written by the worker)."""
+        with self.services.unit(Caller.system("notifications"), writing=True) as repo:
+            assert repo.caller.subject == WORKER
+            current = repo.fetch_current("Subscription", subscription_id)
+            if current is None or current.deleted:
+                return
+            body = current.json()
+            body["status"] = status
+            body.pop("error", None)
+            if error:
+                body["error"] = error
+            repo.update("Subscription", subscription_id, body)
