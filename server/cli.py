@@ -45,7 +45,7 @@ def worker(poll: float) -> None:
     import signal
     import threading
 
-    from .events.install import delivery_settings
+    from .events.install import delivery_settings, endpoint_policy, set_endpoint_policy
     from .events.worker import run
     from .store.db import Database
     from .store.services import StoreServices
@@ -56,6 +56,7 @@ def worker(poll: float) -> None:
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles, settings.access_policy_dir or None,
                                    settings.referential_integrity)
+    set_endpoint_policy(services, endpoint_policy(settings))
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())

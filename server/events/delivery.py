@@ -92,7 +92,7 @@ class Deliverer:
                 if row is None:
                     return False
                 outcome = self.attempt(connection, row)
-                change = self.settle(connection, row, outcome)
+                self.settle(connection, row, outcome)
         else:
             with database.reader.connect() as connection:
                 row = self.claim(connection)
@@ -100,9 +100,7 @@ class Deliverer:
                     return False
                 outcome = self.attempt(connection, row)
             with transaction(database, writing=True) as connection:
-                change = self.settle(connection, row, outcome)
-        if change is not None:
-            self.write_back(row.id, *change)
+                self.settle(connection, row, outcome)
         return True
 
     def claim(self, connection: Connection) -> Any:
@@ -180,8 +178,8 @@ class Deliverer:
             return ""
         return f"the endpoint answered {answer.status_code}"
 
-    def settle(self, connection: Connection, row: Any, outcome: Outcome) -> tuple[str, str | None] | None:
-        """Keep the attempt's outcome; returns the new (status, error) when the status changes."""
+    def settle(self, connection: Connection, row: Any, outcome: Outcome) -> None:
+        """Keep the attempt's outcome; a change of status is shown on the Subscription in the same transaction."""
         now = now_us()
         definition = Definition.of(row.definition)
         if outcome.taken:
@@ -192,7 +190,9 @@ class Deliverer:
             if outcome.last is not None:
                 values["delivered"] = outcome.last
             connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
-            return ("active", None) if row.status != "active" else None
+            if row.status != "active":
+                self.write_back(connection, row.id, "active", None)
+            return
         since = row.failing_since or now
         attempts = row.attempts + 1
         log.info("delivery to subscription %s failed (attempt %d): %s", row.id, attempts, outcome.reason)
@@ -202,22 +202,23 @@ class Deliverer:
                      f"last: {outcome.reason}")
             connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
                 attempts=attempts, failing_since=since, status="error", error=error))
-            return "error", error
+            self.write_back(connection, row.id, "error", error)
+            return
         connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
             attempts=attempts, failing_since=since, error=outcome.reason,
             next_attempt=now + int(self.settings.delay(attempts) * SECOND)))
-        return None
 
-    def write_back(self, subscription_id: str, status: str, error: str | None) -> None:
+    def write_back(self, connection: Connection, subscription_id: str, status: str, error: str | None) -> None:
         """Show a status change on the Subscription resource (a new version, written by the worker)."""
-        with self.services.unit(Caller.system("notifications"), writing=True) as repo:
-            assert repo.caller.subject == WORKER
-            current = repo.fetch_current("Subscription", subscription_id)
-            if current is None or current.deleted:
-                return
-            body = current.json()
-            body["status"] = status
-            body.pop("error", None)
-            if error:
-                body["error"] = error
-            repo.update("Subscription", subscription_id, body)
+        repo = Repository(connection, Caller.system("notifications"), self.services)
+        assert repo.caller.subject == WORKER
+        current = repo.fetch_current("Subscription", subscription_id)
+        if current is None or current.deleted:
+            return
+        body = current.json()
+        body["status"] = status
+        body.pop("error", None)
+        if error:
+            body["error"] = error
+        repo.update("Subscription", subscription_id, body)
+        repo.finish()

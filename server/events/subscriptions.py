@@ -152,14 +152,12 @@ class SubscriptionListener:
             connection.execute(delete(subscriptions).where(subscriptions.c.id == stored.id))
             connection.execute(delete(subscription_events).where(subscription_events.c.subscription == stored.id))
             return
+        if repo.caller.subject == WORKER:  # the worker shows a status it has already kept
+            return
         definition = read_definition(resource, self.topics, self.endpoints)
         row = connection.execute(select(subscriptions.c.status, subscriptions.c.topic)
                                  .where(subscriptions.c.id == stored.id).with_for_update()).first()
         status = resource.get("status")
-        if repo.caller.subject == WORKER:
-            connection.execute(update(subscriptions).where(subscriptions.c.id == stored.id)
-                               .values(definition=definition.text()))
-            return
         if status not in ("requested", "off") and not (row is not None and status == row.status):
             raise invalid("status is the server's to set: write requested (the server makes it active after a "
                           "handshake) or off", "Subscription.status")
