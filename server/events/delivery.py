@@ -154,7 +154,7 @@ class Deliverer:
                 if definition.content == "full-resource":
                     body = repo.vread(resource_type, resource_id, str(version)).body
                 elif definition.content == "id-only":
-                    shown = repo.sees(resource_type, resource_id)
+                    shown = repo.fetch_current(resource_type, resource_id) is not None
             except FhirError:
                 shown = False  # no longer the owner's to see: the event is counted, its focus withheld
             events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))

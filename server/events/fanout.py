@@ -57,12 +57,12 @@ def fan_out(services: StoreServices) -> int:
         topics = sorted({row.topic for row in rows})
         subs = connection.execute(
             select(subscriptions.c.id, subscriptions.c.topic, subscriptions.c.owner_client,
-                   subscriptions.c.definition, subscriptions.c.events)
+                   subscriptions.c.definition, subscriptions.c.events, subscriptions.c.started)
             .where(subscriptions.c.topic.in_(topics), subscriptions.c.status.in_(LIVE))
             .order_by(subscriptions.c.id).with_for_update()).all()
         numbered: list[tuple[Any, ...]] = []
         for sub in subs:
-            mine = [row for row in rows if row.topic == sub.topic]
+            mine = [row for row in rows if row.topic == sub.topic and row.recorded >= sub.started]
             matched = matching(services, connection, sub.owner_client, Definition.of(sub.definition), mine)
             number = sub.events
             for row in mine:

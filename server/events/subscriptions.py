@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import delete, select, update
 
+from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError, Issue
 from ..store.schema import subscription_events, subscriptions
 from ..store.search.holdings import holder_key
@@ -165,7 +166,7 @@ class SubscriptionListener:
             connection.execute(subscriptions.insert().values(
                 id=stored.id, topic=definition.topic, owner_client=repo.caller.subject,
                 owner_holder=holder_key(repo.policy, repo.caller.organization), status=status,
-                definition=definition.text(), events=0, delivered=0, attempts=0, failing_since=None,
+                definition=definition.text(), started=now_us(), events=0, delivered=0, attempts=0, failing_since=None,
                 next_attempt=0, last_sent=0, heartbeat_due=None, error=None))
             return
         if row.topic != definition.topic:

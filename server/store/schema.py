@@ -321,6 +321,7 @@ subscriptions = Table(
     Column("owner_holder", Text, nullable=False, comment="kind|organisation token of its owner"),
     Column("status", String(16), nullable=False, comment="requested, active, error or off"),
     Column("definition", Text, nullable=False, comment="JSON: endpoint, headers, content, filters, periods"),
+    Column("started", BigInteger, nullable=False, comment="microseconds; events recorded before are not its"),
     Column("events", BigInteger, nullable=False, comment="number of the last event assigned"),
     Column("delivered", BigInteger, nullable=False, comment="number of the last event the endpoint took"),
     Column("attempts", Integer, nullable=False, comment="failed attempts since the last success"),

@@ -78,7 +78,7 @@ def events(ix: Interaction) -> FhirResponse:
             if content == "full-resource":
                 body = ix.repo.vread(resource_type, resource_id, str(version)).body
             else:
-                shown = ix.repo.sees(resource_type, resource_id)
+                shown = ix.repo.fetch_current(resource_type, resource_id) is not None
         except FhirError:
             shown = False
         listed.append(Event(number, resource_type, resource_id, version, recorded, shown, body))

@@ -37,6 +37,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False, comment='requested, active, error or off'),
     sa.Column('definition', sa.Text(), nullable=False,
               comment='JSON: endpoint, headers, content, filters, periods'),
+    sa.Column('started', sa.BigInteger(), nullable=False,
+              comment='microseconds; events recorded before are not its'),
     sa.Column('events', sa.BigInteger(), nullable=False, comment='number of the last event assigned'),
     sa.Column('delivered', sa.BigInteger(), nullable=False, comment='number of the last event the endpoint took'),
     sa.Column('attempts', sa.Integer(), nullable=False, comment='failed attempts since the last success'),
