@@ -15,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, text, update
 
+from ..fhir.outcome import FhirError
 from ..store.among import among
 from ..store.bulk import insert_rows
 from ..store.db import is_postgres, transaction
 from ..store.repository import Repository
 from ..store.schema import event_outbox, subscriptions
+from ..store.search.parse import MAX_VALUE_LENGTH
 from ..store.services import StoreServices
 from .owners import owner_caller
 from .subscriptions import Definition
@@ -90,16 +92,30 @@ def matching(services: StoreServices, connection: Connection, owner: str, defini
         if any(filter_type != resource_type for filter_type, _s, _v in definition.filters) and not filters:
             continue  # filtered on another type only: nothing of this type matches
         ids = sorted({event.id for event in events if event.type == resource_type})
-        for start in range(0, len(ids), IDS_PER_SEARCH):
-            chunk = ids[start:start + IDS_PER_SEARCH]
+        for chunk in id_chunks(ids):
             params = [("_id", ",".join(chunk)), *filters, ("_count", str(len(chunk)))]
             try:
                 result = repo.search(resource_type, params)
-            except Exception as exc:  # a filter the owner may no longer use: nothing matches, said in the log
-                log.warning("subscription filter search as %s failed: %s", owner, exc)
-                continue
+            except FhirError as exc:
+                if exc.status not in (401, 403):
+                    raise  # not a refusal: the fan-out fails whole and is tried again, nothing is dropped
+                log.warning("subscription of %s: its owner may no longer search %s: %s", owner, resource_type, exc)
+                continue  # the owner may not read them: they are not its events
             found.update((resource_type, stored.id) for stored in result.matches)
     return found
+
+
+def id_chunks(ids: list[str]) -> list[list[str]]:
+    """The ids in groups a search's `_id` takes (at most IDS_PER_SEARCH values, MAX_VALUE_LENGTH characters)."""
+    chunks: list[list[str]] = [[]]
+    length = 0
+    for resource_id in ids:
+        if len(chunks[-1]) >= IDS_PER_SEARCH or length + len(resource_id) + 1 > MAX_VALUE_LENGTH:
+            chunks.append([])
+            length = 0
+        chunks[-1].append(resource_id)
+        length += len(resource_id) + 1
+    return [chunk for chunk in chunks if chunk]
 
 
 def prepare_owners(services: StoreServices) -> None:

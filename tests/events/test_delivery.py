@@ -147,3 +147,21 @@ def test_cut_database_connections_lose_nothing(world: World, workers: list[Any])
             world.care_plan(patient)
         receiver.wait_for(lambda: len(set(receiver.numbers(sub))) >= 10, seconds=60)
         delivered_in_order(receiver, sub, 10)
+
+
+def test_a_burst_written_before_the_worker_starts_arrives_whole(world: World, workers: list[Any]) -> None:
+    """More events than one search's `_id` takes, all in the outbox when the worker starts (one transaction
+    Bundle, server-assigned ids): every one is numbered and sent."""
+    patient = world.patient()
+    with receiving() as receiver:
+        sub = world.subscribe("integration", subscription("care-plan-changed", receiver.url,
+                                                          f"CarePlan?patient=Patient/{patient}", max_count=100))
+        plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                "subject": {"reference": f"Patient/{patient}"}}
+        written = world.call("integration", "POST", "", json={"resourceType": "Bundle", "type": "transaction",
+                                                              "entry": [{"resource": plan, "request": {
+                                                                  "method": "POST", "url": "CarePlan"}}] * 250})
+        assert written.status_code == 200, written.text[:300]
+        workers.append(start_worker(world.database_url))
+        receiver.wait_for(lambda: len(set(receiver.numbers(sub))) >= 250, seconds=60)
+        delivered_in_order(receiver, sub, 250)
