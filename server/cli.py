@@ -40,7 +40,8 @@ def serve(host: str, port: int, upgrade: bool) -> None:
 
 @main.command()
 @click.option("--poll", default=0.1, show_default=True, help="Seconds between looks for work on SQLite.")
-def worker(poll: float) -> None:
+@click.option("--threads", default=4, show_default=True, help="Delivering threads (PostgreSQL; SQLite uses one).")
+def worker(poll: float, threads: int) -> None:
     """Deliver Subscription notifications (several may run on PostgreSQL; one delivers on SQLite)."""
     import signal
     import threading
@@ -52,7 +53,7 @@ def worker(poll: float) -> None:
 
     settings = Settings.from_env()
     logging_setup(settings)
-    database = Database.connect(settings.database_url, pool_size=2, limits=settings.statement_limits)
+    database = Database.connect(settings.database_url, pool_size=threads + 2, limits=settings.statement_limits)
     services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
                                    settings.mandatory_profiles, settings.access_policy_dir or None,
                                    settings.referential_integrity)
@@ -61,7 +62,7 @@ def worker(poll: float) -> None:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     click.echo(f"Delivering notifications from {database.writer.url.render_as_string()}")
-    run(services, delivery_settings(settings), settings.base_url or settings.project_base_uri, stop, poll)
+    run(services, delivery_settings(settings), settings.base_url or settings.project_base_uri, stop, poll, threads)
     database.dispose()
 
 

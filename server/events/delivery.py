@@ -28,6 +28,7 @@ from ..store.repository import Repository
 from ..store.schema import subscription_events, subscriptions
 from ..store.services import StoreServices
 from .endpoints import EndpointPolicy
+from .fanout import id_chunks
 from .notifications import Event, notification_bundle, subscription_status
 from .owners import owner_caller
 from .subscriptions import WORKER, Definition
@@ -60,6 +61,22 @@ class Outcome:
     last: int | None = None
     reason: str = ""
     final: bool = False  # no retry (the owner is gone): error at once
+
+
+def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (type, id) among `keys` the repository's caller reads now: one search per type and group of ids."""
+    found: set[tuple[str, str]] = set()
+    for resource_type in sorted({t for t, _ in keys}):
+        ids = sorted(i for t, i in keys if t == resource_type)
+        for chunk in id_chunks(ids):
+            try:
+                result = repo.search(resource_type, [("_id", ",".join(chunk)), ("_count", str(len(chunk)))])
+            except FhirError as exc:
+                if exc.status not in (401, 403):
+                    raise
+                continue  # the owner may no longer read the type at all
+            found.update((resource_type, stored.id) for stored in result.matches)
+    return found
 
 
 def claim_key(subscription_id: str) -> int:
@@ -147,16 +164,16 @@ class Deliverer:
             .where(e.subscription == row.id, e.number > row.delivered)
             .order_by(e.number).limit(definition.max_count)).all()
         repo = Repository(connection, owner, self.services)
+        visible = readable(repo, {(row.type, row.id) for row in found}) if definition.content == "id-only" else set()
         events = []
         for number, resource_type, resource_id, version, recorded in found:
-            shown, body = True, None
-            try:
-                if definition.content == "full-resource":
+            shown, body = (resource_type, resource_id) in visible, None
+            if definition.content == "full-resource":
+                try:
                     body = repo.vread(resource_type, resource_id, str(version)).body
-                elif definition.content == "id-only":
-                    shown = repo.fetch_current(resource_type, resource_id) is not None
-            except FhirError:
-                shown = False  # no longer the owner's to see: the event is counted, its focus withheld
+                    shown = True
+                except FhirError:
+                    shown = False  # no longer the owner's to see: the event is counted, its focus withheld
             events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
         return events
 

@@ -11,7 +11,7 @@ import fcntl
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -102,25 +102,71 @@ def next_due_in(services: StoreServices) -> float:
 
 
 def run(services: StoreServices, settings: DeliverySettings, base: str, stop: threading.Event,
-        poll_s: float = 0.1) -> None:
-    """Fan out and deliver until `stop` is set; a database outage is waited out."""
+        poll_s: float = 0.1, threads: int = 1) -> None:
+    """Fan out and deliver until `stop` is set; a database outage is waited out. With `threads` above one
+    (PostgreSQL), that many threads deliver (each subscription claimed by one) while this one fans out."""
     deliverer = Deliverer(services, settings, base)
     waker = Waker(services, poll_s)
     with sqlite_claim(services, stop) as claimed:
         if not claimed:
             return
         log.info("notifications worker running")
-        while not stop.is_set():
-            try:
-                busy = fan_out(services) > 0
-                for _ in range(BURST):
-                    if stop.is_set() or not deliverer.deliver_one():
-                        break
-                    busy = True
-                if not busy:
-                    waker.wait(next_due_in(services))
-            except Exception as exc:  # the database is away or restarting: try again shortly
-                log.warning("notifications worker: %s: %s", type(exc).__name__, str(exc)[:300])
-                waker.close()
-                stop.wait(1.0)
+        if threads > 1 and waker.postgres:
+            run_threaded(services, deliverer, waker, stop, threads)
+        else:
+            while not stop.is_set():
+                guarded(lambda: step(services, deliverer, waker, stop), waker, stop)
     waker.close()
+
+
+def step(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event) -> None:
+    """One round of the single-threaded loop: fan out, deliver a burst, else wait for work."""
+    busy = fan_out(services) > 0
+    for _ in range(BURST):
+        if stop.is_set() or not deliverer.deliver_one():
+            break
+        busy = True
+    if not busy:
+        waker.wait(next_due_in(services))
+
+
+def run_threaded(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event,
+                 threads: int) -> None:
+    """Fan-out in this thread, delivery in `threads` others woken after each fan-out or commit."""
+    kick = threading.Condition()
+
+    def deliver() -> None:
+        while not stop.is_set():
+            def one() -> None:
+                if not deliverer.deliver_one():
+                    with kick:
+                        kick.wait(max(0.05, min(IDLE_WAIT_S, next_due_in(services))))
+            guarded(one, None, stop)
+
+    pool = [threading.Thread(target=deliver, name=f"deliver-{n}", daemon=True) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+
+    def fan() -> None:
+        if fan_out(services) == 0:
+            waker.wait(IDLE_WAIT_S)
+        with kick:
+            kick.notify_all()
+
+    while not stop.is_set():
+        guarded(fan, waker, stop)
+    with kick:
+        kick.notify_all()
+    for thread in pool:
+        thread.join(30)
+
+
+def guarded(work: Callable[[], None], waker: Waker | None, stop: threading.Event) -> None:
+    """Run one round; a database that is away or restarting is waited out (the round runs again)."""
+    try:
+        work()
+    except Exception as exc:
+        log.warning("notifications worker: %s: %s", type(exc).__name__, str(exc)[:300])
+        if waker is not None:
+            waker.close()
+        stop.wait(1.0)
