@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import requests
-from sqlalchemy import Connection, and_, or_, select, text, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError
@@ -30,12 +29,14 @@ from ..store.services import StoreServices
 from .endpoints import EndpointPolicy
 from .fanout import id_chunks
 from .notifications import Event, notification_bundle, subscription_status
-from .owners import owner_caller
-from .subscriptions import WORKER, Definition
+from .owners import OwnerCache
+from .subscriptions import WORKER, Definition, with_count
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000
 CLAIM_CANDIDATES = 20
+CLAIM_CLASS = 0x5EAC7
+"""First key of the two-key advisory locks that claim a subscription (the second: hashtext of its id)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,10 @@ class Outcome:
 
 
 def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (type, id) among `keys` the repository's caller reads now: one search per type and group of ids."""
+    """The (type, id) among `keys` the repository's caller reads now: one search per type and group of ids
+    (none for a caller who reaches everything: the host's integration engine)."""
+    if repo.reach is None:
+        return set(keys)
     found: set[tuple[str, str]] = set()
     for resource_type in sorted({t for t, _ in keys}):
         ids = sorted(i for t, i in keys if t == resource_type)
@@ -79,16 +83,18 @@ def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str
     return found
 
 
-def claim_key(subscription_id: str) -> int:
-    return 0x5EAC7_0000_0000 + zlib.crc32(subscription_id.encode())
-
-
 def due(now: int) -> Any:
     s = subscriptions.c
     return and_(s.next_attempt <= now, or_(
         s.status == "requested",
-        and_(s.status == "active", or_(s.events > s.delivered, and_(s.heartbeat_due.is_not(None),
-                                                                      s.heartbeat_due <= now)))))
+        and_(s.status == "active", or_(pending(), and_(s.heartbeat_due.is_not(None), s.heartbeat_due <= now)))))
+
+
+def pending() -> Any:
+    """Whether a subscription has numbered events after the last its endpoint took."""
+    e = subscription_events.c
+    return select(e.number).where(e.subscription == subscriptions.c.id,
+                                  e.number > subscriptions.c.delivered).exists()
 
 
 class Deliverer:
@@ -99,6 +105,7 @@ class Deliverer:
         self.settings = settings
         self.base = base
         self.http = requests.Session()
+        self.owners = OwnerCache()
 
     def deliver_one(self) -> bool:
         """Claim one due subscription and make one attempt; False when none is due (or all are claimed)."""
@@ -121,23 +128,24 @@ class Deliverer:
         return True
 
     def claim(self, connection: Connection) -> Any:
+        """A due subscription no other worker holds, read under the claim (None: none)."""
         now = now_us()
-        candidates = connection.execute(select(subscriptions.c.id).where(due(now))
-                                        .order_by(subscriptions.c.next_attempt, subscriptions.c.id)
-                                        .limit(CLAIM_CANDIDATES)).scalars().all()
-        for subscription_id in candidates:
-            if is_postgres(connection) and not connection.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": claim_key(subscription_id)}).scalar():
-                continue
-            row = connection.execute(select(subscriptions).where(subscriptions.c.id == subscription_id,
-                                                                 due(now))).first()
-            if row is not None:  # read again under the claim: another worker may have just sent it
-                return row
-        return None
+        s = subscriptions.c
+        candidates = select(s.id).where(due(now)).order_by(s.next_attempt, s.id).limit(CLAIM_CANDIDATES)
+        if is_postgres(connection):  # the first candidate whose lock is free: tried in order, one statement
+            listed = candidates.subquery()
+            chosen = connection.execute(select(listed.c.id).where(
+                func.pg_try_advisory_xact_lock(CLAIM_CLASS, func.hashtext(listed.c.id))).limit(1)).scalar()
+        else:
+            chosen = connection.execute(candidates.limit(1)).scalar()
+        if chosen is None:
+            return None
+        # read again under the claim: another worker may have sent it since the candidates were listed
+        return connection.execute(with_count().where(s.id == chosen, due(now))).first()
 
     def attempt(self, connection: Connection, row: Any) -> Outcome:
         definition = Definition.of(row.definition)
-        owner = owner_caller(connection, row.owner_client)
+        owner = self.owners.caller(connection, row.owner_client)
         if owner is None:
             return Outcome(False, reason=f"the subscription's owner {row.owner_client} is no longer a registered "
                                          "client", final=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import Connection, delete, select, text
 
 from ..fhir.outcome import FhirError
 from ..security.context import Caller
@@ -25,8 +26,8 @@ from ..store.repository import Repository
 from ..store.schema import event_outbox, resource_versions, resources, subscriptions
 from ..store.search.parse import MAX_VALUE_LENGTH
 from ..store.services import StoreServices
-from .owners import owner_caller
-from .subscriptions import Definition
+from .owners import OwnerCache
+from .subscriptions import Definition, event_count
 
 log = logging.getLogger(__name__)
 FANOUT_LOCK = 0x5EAC6_0001
@@ -47,9 +48,10 @@ class OutboxEvent:
     recorded: int
 
 
-def fan_out(services: StoreServices) -> int:
+def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int:
     """Number one batch of outbox events for their subscriptions; returns how many outbox rows it took."""
-    prepare_owners(services)
+    cache = cache or OwnerCache()
+    prepare_owners(services, cache)
     with transaction(services.database, writing=True) as connection:
         if is_postgres(connection) and not connection.execute(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FANOUT_LOCK}).scalar():
@@ -62,27 +64,24 @@ def fan_out(services: StoreServices) -> int:
         topics = sorted({row.topic for row in rows})
         subs = connection.execute(
             select(subscriptions.c.id, subscriptions.c.topic, subscriptions.c.owner_client,
-                   subscriptions.c.definition, subscriptions.c.events, subscriptions.c.started)
+                   subscriptions.c.definition, event_count(subscriptions.c.id).label("events"),
+                   subscriptions.c.started)
             .where(subscriptions.c.topic.in_(topics), subscriptions.c.status.in_(LIVE))
-            .order_by(subscriptions.c.id)).all()  # only fan-out changes `events`, and one runs at a time
+            .order_by(subscriptions.c.id)).all()  # one fan-out at a time: the counts cannot move under it
         bodies = version_bodies(connection, rows) if subs else {}
-        owners: dict[str, Caller | None] = {}
         numbered: list[tuple[Any, ...]] = []
         for sub in subs:
             definition = Definition.of(sub.definition)
             mine = [row for row in rows if row.topic == sub.topic and row.recorded >= sub.started]
             candidates = [row for row in mine
                           if may_match(definition, row, bodies.get((row.type, row.id, row.version)))]
-            if sub.owner_client not in owners:
-                owners[sub.owner_client] = owner_caller(connection, sub.owner_client)
-            matched = matching(services, connection, owners[sub.owner_client], definition, candidates)
+            owner = cache.caller(connection, sub.owner_client) if candidates else None
+            matched = matching(services, connection, owner, definition, candidates)
             number = sub.events
             for row in mine:
                 if (row.type, row.id) in matched:
                     number += 1
                     numbered.append((sub.id, number, row.type, row.id, row.version, row.recorded))
-            if number != sub.events:
-                connection.execute(update(subscriptions).where(subscriptions.c.id == sub.id).values(events=number))
         insert_rows(connection, "subscription_events", EVENT_COLUMNS, numbered)
         connection.execute(delete(event_outbox).where(
             among(event_outbox.c.seq, [row.seq for row in rows], is_postgres(connection))))
@@ -158,12 +157,17 @@ def id_chunks(ids: list[str]) -> list[list[str]]:
     return [chunk for chunk in chunks if chunk]
 
 
-def prepare_owners(services: StoreServices) -> None:
-    """Make the kept rows of the owners' organisations before the fan-out's transaction (as a request would)."""
+def prepare_owners(services: StoreServices, cache: OwnerCache) -> None:
+    """Make the kept rows of the owners' organisations before the fan-out's transaction (as a request would),
+    looking for new owners at most once a second."""
+    now = time.monotonic()
+    if now - cache.prepared < cache.seconds:
+        return
+    cache.prepared = now
     with services.database.reader.connect() as connection:
         owners = connection.execute(select(subscriptions.c.owner_client).distinct()
                                     .where(subscriptions.c.status.in_(LIVE))).scalars().all()
-        callers = [owner_caller(connection, owner) for owner in owners]
+        callers = [cache.caller(connection, owner) for owner in owners]
     for caller in callers:
         if caller is not None:
             services.prepare(caller)

@@ -17,8 +17,8 @@ def backlog(connection: Connection) -> dict[str, Any]:
     in seconds of the oldest of either (0 when none waits)."""
     s, e = subscriptions.c, subscription_events.c
     outbox, outbox_oldest = connection.execute(select(func.count(), func.min(event_outbox.c.recorded))).one()
-    undelivered = connection.execute(select(func.coalesce(func.sum(s.events - s.delivered), 0))
-                                     .where(s.status.in_(SENDING))).scalar() or 0
+    undelivered = connection.execute(select(func.count()).select_from(subscription_events.join(
+        subscriptions, and_(s.id == e.subscription, e.number > s.delivered))).where(s.status.in_(SENDING))).scalar()
     oldest_event = connection.execute(
         select(func.min(e.recorded)).select_from(subscription_events.join(
             subscriptions, and_(s.id == e.subscription, e.number == s.delivered + 1)))

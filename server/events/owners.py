@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from sqlalchemy import Connection, select
 
 from ..security.context import Caller
@@ -20,3 +23,25 @@ def owner_caller(connection: Connection, client_id: str) -> Caller | None:
     if row is None or row.revoked is not None:
         return None
     return Caller(subject=client_id, scopes=ScopeSet.of(row.scope), organization=row.organization, kind=row.kind)
+
+
+class OwnerCache:
+    """Owners' callers read at most once a second each (a revocation or a changed registration counts
+    from then on, as tokens' revocations do in server processes)."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+        self.found: dict[str, tuple[float, Caller | None]] = {}
+        self.prepared = float("-inf")  # when the owners' holdings were last made sure of (fanout.py)
+        self.guard = threading.Lock()
+
+    def caller(self, connection: Connection, client_id: str) -> Caller | None:
+        now = time.monotonic()
+        with self.guard:
+            kept = self.found.get(client_id)
+        if kept is not None and now - kept[0] < self.seconds:
+            return kept[1]
+        found = owner_caller(connection, client_id)
+        with self.guard:
+            self.found[client_id] = (now, found)
+        return found

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError, Issue
@@ -54,6 +54,19 @@ class Definition:
         data = json.loads(text)
         data["filters"] = [tuple(f) for f in data.get("filters", [])]
         return cls(**data)
+
+
+def event_count(subscription_id: Any) -> Any:
+    """The number of a subscription's last event (0 before its first): its events are numbered 1, 2, ... in
+    `subscription_events`, so no row of `subscriptions` changes when events are numbered."""
+    e = subscription_events.c
+    return (select(func.coalesce(func.max(e.number), 0)).where(e.subscription == subscription_id)
+            .scalar_subquery())
+
+
+def with_count() -> Any:
+    """SELECT of subscriptions rows with their `events` (event_count) beside them."""
+    return select(subscriptions, event_count(subscriptions.c.id).label("events"))
 
 
 def invalid(message: str, where: str) -> FhirError:
@@ -166,7 +179,7 @@ class SubscriptionListener:
             connection.execute(subscriptions.insert().values(
                 id=stored.id, topic=definition.topic, owner_client=repo.caller.subject,
                 owner_holder=holder_key(repo.policy, repo.caller.organization), status=status,
-                definition=definition.text(), started=now_us(), events=0, delivered=0, attempts=0, failing_since=None,
+                definition=definition.text(), started=now_us(), delivered=0, attempts=0, failing_since=None,
                 next_attempt=0, last_sent=0, heartbeat_due=None, error=None))
             return
         if row.topic != definition.topic:

@@ -121,7 +121,7 @@ def run(services: StoreServices, settings: DeliverySettings, base: str, stop: th
 
 def step(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event) -> None:
     """One round of the single-threaded loop: fan out, deliver a burst, else wait for work."""
-    busy = fan_out(services) > 0
+    busy = fan_out(services, deliverer.owners) > 0
     for _ in range(BURST):
         if stop.is_set() or not deliverer.deliver_one():
             break
@@ -148,7 +148,7 @@ def run_threaded(services: StoreServices, deliverer: Deliverer, waker: Waker, st
         thread.start()
 
     def fan() -> None:
-        if fan_out(services) == 0:
+        if fan_out(services, deliverer.owners) == 0:
             waker.wait(IDLE_WAIT_S)
         with kick:
             kick.notify_all()

@@ -322,7 +322,6 @@ subscriptions = Table(
     Column("status", String(16), nullable=False, comment="requested, active, error or off"),
     Column("definition", Text, nullable=False, comment="JSON: endpoint, headers, content, filters, periods"),
     Column("started", BigInteger, nullable=False, comment="microseconds; events recorded before are not its"),
-    Column("events", BigInteger, nullable=False, comment="number of the last event assigned"),
     Column("delivered", BigInteger, nullable=False, comment="number of the last event the endpoint took"),
     Column("attempts", Integer, nullable=False, comment="failed attempts since the last success"),
     Column("failing_since", BigInteger, nullable=True),

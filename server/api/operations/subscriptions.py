@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from ...events.notifications import Event, notification_bundle, subscription_status
-from ...events.subscriptions import CONTENTS, Definition
+from ...events.subscriptions import CONTENTS, Definition, with_count
 from ...fhir.dates import format_instant, now_us
 from ...fhir.outcome import FhirError, bad_request, not_found
 from ...fhir.text import plain_int
@@ -24,7 +24,7 @@ MAX_EVENTS = 500
 
 def subscription_row(ix: Interaction) -> object:
     ix.repo.read("Subscription", ix.id)  # in the caller's reach (its organisation's), or 404
-    row = ix.repo.connection.execute(select(subscriptions).where(subscriptions.c.id == ix.id)).first()
+    row = ix.repo.connection.execute(with_count().where(subscriptions.c.id == ix.id)).first()
     if row is None:
         raise not_found(f"Subscription/{ix.id} is not known")
     return row

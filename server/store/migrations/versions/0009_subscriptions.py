@@ -39,7 +39,6 @@ def upgrade() -> None:
               comment='JSON: endpoint, headers, content, filters, periods'),
     sa.Column('started', sa.BigInteger(), nullable=False,
               comment='microseconds; events recorded before are not its'),
-    sa.Column('events', sa.BigInteger(), nullable=False, comment='number of the last event assigned'),
     sa.Column('delivered', sa.BigInteger(), nullable=False, comment='number of the last event the endpoint took'),
     sa.Column('attempts', sa.Integer(), nullable=False, comment='failed attempts since the last success'),
     sa.Column('failing_since', sa.BigInteger(), nullable=True),
