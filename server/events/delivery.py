@@ -131,7 +131,8 @@ class Deliverer:
         """A due subscription no other worker holds, read under the claim (None: none)."""
         now = now_us()
         s = subscriptions.c
-        candidates = select(s.id).where(due(now)).order_by(s.next_attempt, s.id).limit(CLAIM_CANDIDATES)
+        candidates = (select(s.id).where(due(now)).order_by(s.next_attempt, s.last_sent, s.id)  # least lately served
+                      .limit(CLAIM_CANDIDATES))
         if is_postgres(connection):  # the first candidate whose lock is free: tried in order, one statement
             listed = candidates.subquery()
             chosen = connection.execute(select(listed.c.id).where(
