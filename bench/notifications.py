@@ -124,7 +124,6 @@ def subscribe(tokens: Tokens, patient: str, endpoint: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", help="unused (the burst is generated)")
     parser.add_argument("--writes", type=int, default=10_000)
     parser.add_argument("--subscriptions", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8, help="concurrent writing clients")
