@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import backend
 from tests.events.conftest import World, start_worker, stop_worker, subscription, wait_until
@@ -58,10 +59,14 @@ def test_a_receiver_down_for_a_while_gets_every_event_in_order(world: World, wor
         assert receiver.numbers(sub) == []
         status = world.call("integration", "GET", f"Subscription/{sub}/$status").json()
         assert "answered 503" in str(status)  # why it is failing, while it is retried
+        health = requests.get(world.base.removesuffix("/fhir") + "/health", timeout=10).json()["notifications"]
+        assert health["outboxDepth"] >= 12 and health["oldestUndeliveredAgeSeconds"] > 0
         receiver.answer = 200
         receiver.wait_for(lambda: len(set(receiver.numbers(sub))) >= 12)
         delivered_in_order(receiver, sub, 12)
         assert receiver.numbers(sub) == list(range(1, 13))
+        wait_until(lambda: requests.get(world.base.removesuffix("/fhir") + "/health", timeout=10).json()[
+            "notifications"]["outboxDepth"] == 0, what="the backlog drained")
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(world: World, workers: list[Any]) -> None:
