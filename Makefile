@@ -29,10 +29,14 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra test -c requirements.lock $(LOCK_FLAGS) -o requirements-test.lock
 
-## Quick start 1: install, load demo data, serve on SQLite at http://127.0.0.1:8080/fhir
+## Quick start 1: install, load demo data, serve on SQLite at http://127.0.0.1:8080/fhir (with the
+## notification worker beside it, which may deliver to local http endpoints in the demo)
+DEMO_NOTIFICATIONS := SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS=true SUBSCRIPTION_ALLOW_HTTP=true
 demo: install
 	$(BIN)/sharedcare demo
-	$(BIN)/sharedcare serve --host 127.0.0.1 --port 8080
+	$(DEMO_NOTIFICATIONS) $(BIN)/sharedcare worker & worker=$$!; \
+	trap 'kill $$worker' EXIT INT TERM; \
+	$(DEMO_NOTIFICATIONS) $(BIN)/sharedcare serve --host 127.0.0.1 --port 8080
 
 ## Quick start 2: install and run every test on SQLite, then on PostgreSQL
 test: install lint test-sqlite test-postgres

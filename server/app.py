@@ -15,6 +15,8 @@ from .api.http import FhirHttp, install_error_funnel
 from .api.operations import register_all
 from .care.service import install as install_care
 from .config import Settings
+from .events.health import backlog
+from .events.install import endpoint_policy, set_endpoint_policy
 from .logbounds import bound_log_lines
 from .security.authserver import AuthServer
 from .security.clients import policy_folders
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.audit_spool_dir:
         services.audit.use_spool(settings.audit_spool_dir, database, fsync=settings.audit_spool_fsync)
     install_care(services)  # case management: its write listener (incidence) and operations
+    set_endpoint_policy(services, endpoint_policy(settings))  # where Subscriptions may send (server/events)
     engine = database.reader
     fhir_api = FhirApi(services, settings.base_url)
     register_all(fhir_api)
@@ -55,8 +58,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                             reserved=HEALTH_PATHS, max_target=settings.max_request_line)
     schema_head = set(ScriptDirectory.from_config(alembic_config(settings.database_url)).get_heads())
 
-    def answer(status: str, code: int) -> Response:
-        body = {"status": status, "fhirVersion": "4.0.1", "database": engine.dialect.name}
+    def answer(status: str, code: int, **extra: object) -> Response:
+        body = {"status": status, "fhirVersion": "4.0.1", "database": engine.dialect.name, **extra}
         return Response(orjson.dumps(body), status=code, mimetype="application/json")
 
     @app.get("/health/live")
@@ -71,11 +74,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             with engine.connect() as connection:
                 versions = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+                notifications = backlog(connection) if versions == schema_head else None
         except Exception as exc:  # the health endpoint reports, it does not fail
             return answer(f"database unavailable: {type(exc).__name__}", 503)
         if versions != schema_head:
             return answer(f"database schema at {', '.join(sorted(versions)) or 'none'}, this server needs "
                           f"{', '.join(sorted(schema_head))}: run `sharedcare db upgrade`", 503)
-        return answer("ok", 200)
+        return answer("ok", 200, notifications=notifications)
 
     return app

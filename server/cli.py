@@ -38,6 +38,40 @@ def serve(host: str, port: int, upgrade: bool) -> None:
     app.run(host=host, port=port, threaded=True)
 
 
+@main.command()
+@click.option("--poll", default=0.1, show_default=True, help="Seconds between looks for work on SQLite.")
+@click.option("--threads", default=4, show_default=True, help="Delivering threads (PostgreSQL; SQLite uses one).")
+def worker(poll: float, threads: int) -> None:
+    """Deliver Subscription notifications (several may run on PostgreSQL; one delivers on SQLite)."""
+    import signal
+    import threading
+
+    from .events.install import delivery_settings, endpoint_policy, set_endpoint_policy
+    from .events.worker import run
+    from .store.db import Database
+    from .store.services import StoreServices
+
+    settings = Settings.from_env()
+    logging_setup(settings)
+    database = Database.connect(settings.database_url, pool_size=threads + 2, limits=settings.statement_limits)
+    services = StoreServices.build(database, settings.base_url, settings.project_base_uri,
+                                   settings.mandatory_profiles, settings.access_policy_dir or None,
+                                   settings.referential_integrity)
+    set_endpoint_policy(services, endpoint_policy(settings))
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    click.echo(f"Delivering notifications from {database.writer.url.render_as_string()}")
+    run(services, delivery_settings(settings), settings.base_url or settings.project_base_uri, stop, poll, threads)
+    database.dispose()
+
+
+def logging_setup(settings: Settings) -> None:
+    import logging
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""

@@ -33,6 +33,10 @@ class Settings:
     referential_integrity: str = "write,delete"
     audit_spool_dir: str = ""
     audit_spool_fsync: bool = False
+    subscription_allow_private: bool = False
+    subscription_allow_http: bool = False
+    subscription_retry_hours: float = 24.0
+    subscription_retry_max_delay_s: float = 300.0
     statement_limits: StatementLimits = field(default_factory=StatementLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +60,10 @@ class Settings:
             referential_integrity=env.get("REFERENTIAL_INTEGRITY", "write,delete"),
             audit_spool_dir=env.get("AUDIT_SPOOL_DIR", ""),
             audit_spool_fsync=env.get("AUDIT_SPOOL_FSYNC", "") in ("1", "true", "yes"),
+            subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS", "") in ("1", "true", "yes"),
+            subscription_allow_http=env.get("SUBSCRIPTION_ALLOW_HTTP", "") in ("1", "true", "yes"),
+            subscription_retry_hours=float(env.get("SUBSCRIPTION_RETRY_HOURS", "24")),
+            subscription_retry_max_delay_s=float(env.get("SUBSCRIPTION_RETRY_MAX_DELAY_S", "300")),
             statement_limits=StatementLimits(
                 search_ms=int(env.get("STATEMENT_TIMEOUT_SEARCH_MS", StatementLimits.search_ms)),
                 write_ms=int(env.get("STATEMENT_TIMEOUT_WRITE_MS", StatementLimits.write_ms)),

@@ -26,6 +26,9 @@ SYSTEM_INTERACTIONS = {
     "search-system": ("GET", ""),
     "history-system": ("GET", "_history"),
 }
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/"
+TOPIC_CANONICAL = BACKPORT + "StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
+SUBSCRIPTION_SERVER = BACKPORT + "CapabilityStatement/backport-subscription-server-r4"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 MODIFIERS = {
     "string": "exact, contains",
@@ -75,6 +78,9 @@ def capability_statement(api: FhirApi, base_url: str) -> dict[str, Any]:
         operations = operations_for(api, type_name)
         if operations:
             entry["operation"] = operations
+        if type_name == "Subscription" and services.topics is not None:
+            entry["extension"] = [{"url": TOPIC_CANONICAL, "valueCanonical": url}
+                                  for url in sorted(services.topics.topics)]
         resources.append(entry)
     system_ops = [
         {"name": op.name, "definition": op.definition or f"{base_url}/OperationDefinition/{op.name}"}
@@ -99,6 +105,7 @@ def capability_statement(api: FhirApi, base_url: str) -> dict[str, Any]:
         "kind": "instance",
         "software": {"name": "sharedcare", "version": __version__},
         "implementation": {"description": "Shared care record server", "url": base_url},
+        "instantiates": [SUBSCRIPTION_SERVER],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/json"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],

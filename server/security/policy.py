@@ -18,6 +18,10 @@ ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 ALL = "all"
 PLACEHOLDER = re.compile(r"\{(organization|organization_code|days_ago:\d+)\}")
 KIND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+OWNED_TYPES = frozenset({"Subscription"})
+"""Types a client's organisation owns whatever its kind: it reaches those it created (store/search/reach.py)."""
+OWNER_OPERATIONS = frozenset({"status", "events"})
+"""Operations on an owned resource (Subscription $status, $events): its owner runs them whatever its kind."""
 READING = frozenset({"read", "vread", "search", "history", "history-instance", "history-type", "history-system"})
 
 
@@ -203,7 +207,7 @@ def authorize(caller: Caller, action: str, resource_type: str, policy: AccessPol
                                                      "created, changed or deleted through the API")])
     if not caller.allows(action, resource_type):
         raise forbidden(f"The client's scopes do not allow {action} of {resource_type} resources")
-    if policy is None or policy.whole_record:
+    if policy is None or policy.whole_record or resource_type in OWNED_TYPES:
         return
     reading = action in READING
     in_record = policy.reads_record_type if reading else policy.writes_record_type
@@ -219,7 +223,7 @@ def authorize(caller: Caller, action: str, resource_type: str, policy: AccessPol
 def authorize_operation(caller: Caller, policy: AccessPolicy, name: str, reads: tuple[str, ...],
                         writes: tuple[str, ...]) -> None:
     """Raise 403 unless the kind's policy runs the operation and the scopes cover what it reads and writes."""
-    if not policy.runs(name):
+    if not policy.runs(name) and not (name in OWNER_OPERATIONS and set(reads) <= OWNED_TYPES):
         raise forbidden(f"Clients of kind {policy.kind} may not run ${name}")
     for resource_type in reads:
         if not (caller.allows("r", resource_type) or caller.allows("s", resource_type)):

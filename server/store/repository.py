@@ -717,6 +717,8 @@ class Repository:
             for table in INDEX_TABLES.values():
                 self.connection.execute(delete(table).where(among(table.c.pk, pending.stale, self.postgres)))
         insert_rows(self.connection, "resource_versions", VERSION_COLUMNS, pending.versions)
+        if self.services.outbox is not None:  # topic events, in this transaction (server/events/outbox.py)
+            self.services.outbox.record(self, pending.versions)
         for name, rows in pending.index.items():
             insert_rows(self.connection, INDEX_TABLES[name].name, COLUMNS[name], rows)
         if holding is not None:

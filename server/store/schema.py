@@ -296,3 +296,50 @@ reach_people = Table(
     Column("holder", Text, primary_key=True),
     Column("patient", Text, primary_key=True, comment="a Patient id the holder holds"),
 )
+
+# Notifications (server/events/): the transactional outbox a write fills in its own transaction, the
+# subscriptions' delivery state, and each subscription's numbered events (kept for `$events`).
+
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("topic", Text, nullable=False, comment="the SubscriptionTopic canonical the write triggered"),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("interaction", String(8), nullable=False, comment="create, update or delete"),
+    Column("recorded", BigInteger, nullable=False, comment="microseconds since the epoch, UTC"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="the Subscription resource's id"),
+    Column("topic", Text, nullable=False),
+    Column("owner_client", Text, nullable=False, comment="the client that created it"),
+    Column("owner_holder", Text, nullable=False, comment="kind|organisation token of its owner"),
+    Column("status", String(16), nullable=False, comment="requested, active, error or off"),
+    Column("definition", Text, nullable=False, comment="JSON: endpoint, headers, content, filters, periods"),
+    Column("started", BigInteger, nullable=False, comment="microseconds; events recorded before are not its"),
+    Column("delivered", BigInteger, nullable=False, comment="number of the last event the endpoint took"),
+    Column("attempts", Integer, nullable=False, comment="failed attempts since the last success"),
+    Column("failing_since", BigInteger, nullable=True),
+    Column("next_attempt", BigInteger, nullable=False, comment="microseconds; no delivery before"),
+    Column("last_sent", BigInteger, nullable=False, comment="microseconds of the last notification taken"),
+    Column("heartbeat_due", BigInteger, nullable=True, comment="microseconds; when a heartbeat is next due"),
+    Column("error", Text, nullable=True),
+    Index("ix_subscriptions_topic", "topic", "status"),
+    Index("ix_subscriptions_holder", "owner_holder"),
+)
+
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("subscription", String(64), primary_key=True),
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("recorded", BigInteger, nullable=False, comment="when the write was recorded (microseconds)"),
+)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -26,6 +27,10 @@ from .repository import Repository, WriteListener
 from .search.engine import SearchEngine
 from .search.holdings import Holdings
 from .search.reach import ReachBuilder
+
+if TYPE_CHECKING:
+    from ..events.outbox import Outbox
+    from ..events.topics import TopicBook
 
 
 @dataclass
@@ -50,6 +55,8 @@ class StoreServices:
     project_base: str = DEFAULT_BASE
     integrity: frozenset[str] = frozenset(MODES)
     listeners: list[WriteListener] = field(default_factory=list)
+    outbox: Outbox | None = None
+    topics: TopicBook | None = None
 
     @classmethod
     def build(cls, database: Database, base_url: str, project_base_uri: str = DEFAULT_BASE,
@@ -65,7 +72,7 @@ class StoreServices:
         policies = PolicyBook.load(policy_folder)
         reach = ReachBuilder(registry, search.context, policies, compartment)
         compartment_keys = reach.compartment_keys(sorted(reach.compartment))
-        return cls(
+        services = cls(
             database=database,
             types=types,
             elements=elements,
@@ -84,6 +91,10 @@ class StoreServices:
             project_base=project_base_uri.rstrip("/"),
             integrity=integrity_modes(referential_integrity),
         )
+        from ..events.install import install_events  # notifications: the outbox and the Subscription listener
+
+        install_events(services)
+        return services
 
     @property
     def engine(self) -> Engine:

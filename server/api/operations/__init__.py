@@ -10,9 +10,10 @@ if TYPE_CHECKING:
 
 def register_all(api: FhirApi) -> None:
     """Register every operation the server implements."""
-    from . import care, everything, terminology, validate
+    from . import care, everything, subscriptions, terminology, validate
 
     everything.register(api)
     validate.register(api)
     terminology.register(api)
     care.register(api)
+    subscriptions.register(api)

@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, n
 
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
-from ...security.policy import AccessPolicy, PolicyBook, organization_token
-from ..schema import idx_compartment, idx_reference, reach_people, resources
+from ...security.policy import OWNED_TYPES, AccessPolicy, PolicyBook, organization_token
+from ..schema import idx_compartment, idx_reference, reach_people, resources, subscriptions
 from . import predicates
 from .holdings import held_clause, holder_key
 from .parse import QueryParser
@@ -160,7 +160,15 @@ class Reach:
             branches.append(and_(type_in(row, members), linked.exists()))
         if shared_types:
             branches.append(type_in(row, shared_types))
+        if OWNED_TYPES & set(self.candidate_types(types)):
+            branches.append(self.owned(row))
         return or_(*branches) if branches else false()
+
+    def owned(self, row: FromClause) -> ColumnElement[bool]:
+        """Subscriptions its organisation created (their owner is kept in `subscriptions`)."""
+        owner = subscriptions.alias("owner")
+        return and_(row.c.type == "Subscription",
+                    select(owner.c.id).where(owner.c.id == row.c.id, owner.c.owner_holder == self.holder).exists())
 
     @property
     def holder(self) -> str:

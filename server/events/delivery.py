@@ -1,0 +1,250 @@
+"""Delivery: one subscription at a time is claimed, its next notification sent and the outcome kept.
+
+A claim is an advisory lock on PostgreSQL (held by the claiming transaction while the notification is
+sent, so no two workers send a subscription's events at once, and a killed worker's claim ends with its
+connection); on SQLite one worker process claims at all (worker.py). A notification carries the events
+after the last the endpoint took, up to max-count, in number order; only a 2xx answer moves that mark,
+so an event is sent until taken (at least once) and never out of order. A failure waits an exponentially
+growing, jittered delay; a subscription failing for longer than the retry horizon goes to `error` with
+the reason, its events kept for `$events`."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import requests
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from ..fhir.dates import now_us
+from ..fhir.outcome import FhirError
+from ..security.context import Caller
+from ..store.db import is_postgres, transaction
+from ..store.repository import Repository
+from ..store.schema import subscription_events, subscriptions
+from ..store.services import StoreServices
+from .endpoints import EndpointPolicy
+from .fanout import id_chunks
+from .notifications import Event, notification_bundle, subscription_status
+from .owners import OwnerCache
+from .subscriptions import WORKER, Definition, with_count
+
+log = logging.getLogger(__name__)
+SECOND = 1_000_000
+CLAIM_CANDIDATES = 20
+CLAIM_CLASS = 0x5EAC7
+"""First key of the two-key advisory locks that claim a subscription (the second: hashtext of its id)."""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How deliveries are retried and where they may go (from Settings)."""
+
+    retry_horizon_s: float = 24 * 3600
+    retry_base_s: float = 1.0
+    retry_max_delay_s: float = 300.0
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before the next attempt: exponential in the failures so far, with full jitter above half."""
+        ceiling = min(self.retry_max_delay_s, self.retry_base_s * 2 ** min(attempts - 1, 30))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Outcome:
+    """What one attempt did: taken or not, the last event number it carried, why it failed."""
+
+    taken: bool
+    last: int | None = None
+    reason: str = ""
+    final: bool = False  # no retry (the owner is gone): error at once
+
+
+def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (type, id) among `keys` the repository's caller reads now: one search per type and group of ids
+    (none for a caller who reaches everything: the host's integration engine)."""
+    if repo.reach is None:
+        return set(keys)
+    found: set[tuple[str, str]] = set()
+    for resource_type in sorted({t for t, _ in keys}):
+        ids = sorted(i for t, i in keys if t == resource_type)
+        for chunk in id_chunks(ids):
+            try:
+                result = repo.search(resource_type, [("_id", ",".join(chunk)), ("_count", str(len(chunk)))])
+            except FhirError as exc:
+                if exc.status not in (401, 403):
+                    raise
+                continue  # the owner may no longer read the type at all
+            found.update((resource_type, stored.id) for stored in result.matches)
+    return found
+
+
+def due(now: int) -> Any:
+    s = subscriptions.c
+    return and_(s.next_attempt <= now, or_(
+        s.status == "requested",
+        and_(s.status == "active", or_(pending(), and_(s.heartbeat_due.is_not(None), s.heartbeat_due <= now)))))
+
+
+def pending() -> Any:
+    """Whether a subscription has numbered events after the last its endpoint took."""
+    e = subscription_events.c
+    return select(e.number).where(e.subscription == subscriptions.c.id,
+                                  e.number > subscriptions.c.delivered).exists()
+
+
+class Deliverer:
+    """Claims due subscriptions and sends their notifications."""
+
+    def __init__(self, services: StoreServices, settings: DeliverySettings, base: str) -> None:
+        self.services = services
+        self.settings = settings
+        self.base = base
+        self.http = requests.Session()
+        self.owners = OwnerCache()
+
+    def deliver_one(self) -> bool:
+        """Claim one due subscription and make one attempt; False when none is due (or all are claimed)."""
+        database = self.services.database
+        if database.writer.dialect.name == "postgresql":
+            with database.writer.connect() as connection, connection.begin():
+                row = self.claim(connection)
+                if row is None:
+                    return False
+                outcome = self.attempt(connection, row)
+                self.settle(connection, row, outcome)
+        else:
+            with database.reader.connect() as connection:
+                row = self.claim(connection)
+                if row is None:
+                    return False
+                outcome = self.attempt(connection, row)
+            with transaction(database, writing=True) as connection:
+                self.settle(connection, row, outcome)
+        return True
+
+    def claim(self, connection: Connection) -> Any:
+        """A due subscription no other worker holds, read under the claim (None: none)."""
+        now = now_us()
+        s = subscriptions.c
+        candidates = (select(s.id).where(due(now)).order_by(s.next_attempt, s.last_sent, s.id)  # least lately served
+                      .limit(CLAIM_CANDIDATES))
+        if is_postgres(connection):  # the first candidate whose lock is free: tried in order, one statement
+            listed = candidates.subquery()
+            chosen = connection.execute(select(listed.c.id).where(
+                func.pg_try_advisory_xact_lock(CLAIM_CLASS, func.hashtext(listed.c.id))).limit(1)).scalar()
+        else:
+            chosen = connection.execute(candidates.limit(1)).scalar()
+        if chosen is None:
+            return None
+        # read again under the claim: another worker may have sent it since the candidates were listed
+        return connection.execute(with_count().where(s.id == chosen, due(now))).first()
+
+    def attempt(self, connection: Connection, row: Any) -> Outcome:
+        definition = Definition.of(row.definition)
+        owner = self.owners.caller(connection, row.owner_client)
+        if owner is None:
+            return Outcome(False, reason=f"the subscription's owner {row.owner_client} is no longer a registered "
+                                         "client", final=True)
+        if row.status == "requested":
+            kind, events = "handshake", []
+        elif row.events > row.delivered:
+            kind = "event-notification"
+            events = self.events(connection, owner, row, definition)
+        else:
+            kind, events = "heartbeat", []
+        status = subscription_status(row.id, row.topic, row.status,
+                                     kind, row.events, events, definition.content)
+        bundle = notification_bundle(self.base, status, row.id, events, definition.content)
+        reason = self.post(definition, orjson.dumps(bundle))
+        if reason:
+            return Outcome(False, reason=reason)
+        return Outcome(True, last=events[-1].number if events else None)
+
+    def events(self, connection: Connection, owner: Caller, row: Any, definition: Definition) -> list[Event]:
+        """The next events to send, their focus checked against the owner's access as it stands now."""
+        e = subscription_events.c
+        found = connection.execute(
+            select(e.number, e.type, e.id, e.version, e.recorded)
+            .where(e.subscription == row.id, e.number > row.delivered)
+            .order_by(e.number).limit(definition.max_count)).all()
+        repo = Repository(connection, owner, self.services)
+        visible = readable(repo, {(row.type, row.id) for row in found}) if definition.content == "id-only" else set()
+        events = []
+        for number, resource_type, resource_id, version, recorded in found:
+            shown, body = (resource_type, resource_id) in visible, None
+            if definition.content == "full-resource":
+                try:
+                    body = repo.vread(resource_type, resource_id, str(version)).body
+                    shown = True
+                except FhirError:
+                    shown = False  # no longer the owner's to see: the event is counted, its focus withheld
+            events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
+        return events
+
+    def post(self, definition: Definition, body: bytes) -> str:
+        """Send a notification; '' when the endpoint took it (2xx), else why not."""
+        refusal = self.settings.endpoints.refusal(definition.endpoint)
+        if refusal:
+            return refusal
+        headers = {"Content-Type": "application/fhir+json"}
+        for line in definition.headers:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+        try:
+            answer = self.http.post(definition.endpoint, data=body, headers=headers, timeout=definition.timeout,
+                                    allow_redirects=False)
+        except requests.RequestException as exc:
+            return f"the endpoint could not be reached: {type(exc).__name__}: {str(exc)[:200]}"
+        if 200 <= answer.status_code < 300:
+            return ""
+        return f"the endpoint answered {answer.status_code}"
+
+    def settle(self, connection: Connection, row: Any, outcome: Outcome) -> None:
+        """Keep the attempt's outcome; a change of status is shown on the Subscription in the same transaction."""
+        now = now_us()
+        definition = Definition.of(row.definition)
+        if outcome.taken:
+            values: dict[str, Any] = {"attempts": 0, "failing_since": None, "next_attempt": 0, "last_sent": now,
+                                      "error": None, "status": "active",
+                                      "heartbeat_due": now + definition.heartbeat * SECOND if definition.heartbeat
+                                      else None}
+            if outcome.last is not None:
+                values["delivered"] = outcome.last
+            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
+            if row.status != "active":
+                self.write_back(connection, row.id, "active", None)
+            return
+        since = row.failing_since or now
+        attempts = row.attempts + 1
+        log.info("delivery to subscription %s failed (attempt %d): %s", row.id, attempts, outcome.reason)
+        if outcome.final or now - since >= self.settings.retry_horizon_s * SECOND:
+            error = (outcome.reason if outcome.final else
+                     f"no delivery for {round((now - since) / SECOND)} s after {attempts} attempts; "
+                     f"last: {outcome.reason}")
+            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
+                attempts=attempts, failing_since=since, status="error", error=error))
+            self.write_back(connection, row.id, "error", error)
+            return
+        connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
+            attempts=attempts, failing_since=since, error=outcome.reason,
+            next_attempt=now + int(self.settings.delay(attempts) * SECOND)))
+
+    def write_back(self, connection: Connection, subscription_id: str, status: str, error: str | None) -> None:
+        """Show a status change on the Subscription resource (a new version, written by the worker)."""
+        repo = Repository(connection, Caller.system("notifications"), self.services)
+        assert repo.caller.subject == WORKER
+        current = repo.fetch_current("Subscription", subscription_id)
+        if current is None or current.deleted:
+            return
+        body = current.json()
+        body["status"] = status
+        body.pop("error", None)
+        if error:
+            body["error"] = error
+        repo.update("Subscription", subscription_id, body)
+        repo.finish()
