@@ -163,6 +163,10 @@ def main() -> None:
     here = str(Path(__file__).parent)
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         url = args.database or stack.enter_context(scratch_database("casestatus", keep=args.keep))
+        if args.database:  # a kept database: brought to this tree's schema, as `sharedcare db upgrade` would
+            from server.store.migrate import upgrade
+
+            upgrade(url)
         if args.keep and not args.database:
             print(f"  kept: {url}")
         client = register_client(url, "hospital", HOSPITAL, HOSPITAL_SCOPE)

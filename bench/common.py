@@ -84,14 +84,18 @@ def gunicorn(app: str, env: dict[str, str], extra_args: list[str] | None = None,
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
+        last = "no answer"
         while time.time() < deadline:
             try:
-                if requests.get(base + health, timeout=2).status_code < 500:
+                answer = requests.get(base + health, timeout=2)
+                if answer.status_code < 500:
                     break
+                last = f"{health} answered {answer.status_code}: {answer.text[:300]}"
             except requests.RequestException:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         else:
-            raise RuntimeError("gunicorn did not start: " + Path(log.name).read_text()[-20000:])
+            raise RuntimeError(f"gunicorn did not start ({last}): " + Path(log.name).read_text()[-20000:])
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
