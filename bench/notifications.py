@@ -74,6 +74,8 @@ class Received:
 
 def receiver(received: Received) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the worker's connection open, as a receiving system would
+
         def do_POST(self) -> None:
             received.take(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8, help="concurrent writing clients")
     parser.add_argument("--workers", type=int, default=1, help="`sharedcare worker` processes")
+    parser.add_argument("--threads", type=int, default=4, help="delivering threads of each worker")
     args = parser.parse_args()
     per_patient = args.writes // args.subscriptions
     received = Received()
@@ -143,7 +146,8 @@ def main() -> None:
                     "resourceType": "Patient", "id": patient, "name": [{"family": "Bench"}], "gender": "female",
                     "birthDate": "1940-01-01"}, timeout=60)
                 assert answer.status_code in (200, 201), answer.text
-            workers = [subprocess.Popen([str(BIN / "sharedcare"), "worker"], cwd=PROJECT,
+            workers = [subprocess.Popen([str(BIN / "sharedcare"), "worker", "--threads", str(args.threads)],
+                                        cwd=PROJECT,
                                         env={**os.environ, **env, "LOG_LEVEL": "WARNING"}, start_new_session=True)
                        for _ in range(args.workers)]
             try:
@@ -171,7 +175,8 @@ def main() -> None:
     complete = sum(1 for s in subscriptions if sorted({n for n, _ in received.events.get(s, [])})
                    == list(range(1, per_patient + 1)))
     print(f"notifications ({server_version()}): {expected} qualifying writes to {len(subscriptions)} "
-          f"subscriptions, {args.clients} writing clients, {args.workers} worker(s), PostgreSQL")
+          f"subscriptions, {args.clients} writing clients, {args.workers} worker(s) of {args.threads} delivering "
+          "threads, PostgreSQL")
     print(f"  writes/s without subscriptions: {without:,.0f}")
     print(f"  writes/s with subscriptions:    {with_subscriptions:,.0f}  (ratio {with_subscriptions / without:.2f}, "
           "target >= 0.8)")
