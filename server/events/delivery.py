@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,8 +105,16 @@ class Deliverer:
         self.services = services
         self.settings = settings
         self.base = base
-        self.http = requests.Session()
+        self.sessions = threading.local()  # one HTTP session (its kept connections) per delivering thread
         self.owners = OwnerCache()
+
+    @property
+    def http(self) -> requests.Session:
+        """This thread's HTTP session (a session's cookie and connection handling is not shared safely)."""
+        session = getattr(self.sessions, "session", None)
+        if session is None:
+            session = self.sessions.session = requests.Session()
+        return session
 
     def deliver_one(self) -> bool:
         """Claim one due subscription and make one attempt; False when none is due (or all are claimed)."""
