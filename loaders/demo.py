@@ -89,8 +89,10 @@ def extract_folders(folder: Path, label: str) -> list[tuple[str, Path]]:
     return found
 
 
-def load_month(app: Any, folder: Path, label: str, echo: Callable[[str], None], tty: bool) -> Loaded:
-    """Load every extract of one month in-process; a progress bar on a terminal, else a line now and then."""
+def load_month(app: Any, mappings: Any, folder: Path, label: str, echo: Callable[[str], None],
+               tty: bool) -> Loaded:
+    """Load every extract of one month in-process with the project's mappings; a progress bar on a terminal,
+    else a line now and then."""
     from .load import Loader, LoadOptions
     from .sinks import InProcessSink
 
@@ -100,7 +102,7 @@ def load_month(app: Any, folder: Path, label: str, echo: Callable[[str], None], 
     with tqdm(total=len(extracts), unit="extract", desc=f"  loading {label}", disable=not tty, leave=False) as bar:
         for done, (source, path) in enumerate(extracts, 1):
             sink = InProcessSink.from_app(app, source)
-            report = Loader(sink, LoadOptions(progress=False)).load(source, path)
+            report = Loader(sink, LoadOptions(progress=False), mappings=mappings).load(source, path)
             for file in report.files:
                 total.rows += file.rows
                 total.loaded += file.loaded
@@ -116,6 +118,7 @@ def load_month(app: Any, folder: Path, label: str, echo: Callable[[str], None], 
 def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], None] = print,
           tty: bool | None = None) -> dict[str, Any]:
     """Build the demo area into the (empty) database of `settings`; returns the synthetic area's summary."""
+    from mappings import Mappings
     from server.app import create_app
     from server.care.commands import stratify
 
@@ -130,7 +133,8 @@ def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], Non
     try:
         api = app.extensions["sharedcare"]
         echo(f"Loading the GP, SWIFT and hospital extracts of {first} through the extract loaders")
-        loaded = load_month(app, folder, first, echo, tty)
+        mappings = Mappings.load(settings.project_base_uri)  # as `sharedcare load` maps, under this base
+        loaded = load_month(app, mappings, folder, first, echo, tty)
         echo(f"  {loaded.describe()} {lap()}. {faults_line(summary, folder)}")
         echo(f"Stratifying the population as of {END} under every rule set and measure")
         run = stratify(settings, END, [], 2000, progress=tty)
@@ -143,7 +147,7 @@ def build(settings: Any, folder: Path, size: DemoSize, echo: Callable[[str], Non
         echo(f"  {story.describe()} {lap()}")
         admitted = admissions_after_enrolment(folder, after, story)
         echo(f"Loading the extracts of {after}: admissions and social care package changes after enrolment")
-        later = load_month(app, folder, after, echo, tty)
+        later = load_month(app, mappings, folder, after, echo, tty)
         echo(f"  {later.describe()} {lap()} (the faulty rows on purpose, as above); {len(admitted)} case-managed "
              "people in hospital at the extract's date: their case managers have an alert and a task each")
     finally:
