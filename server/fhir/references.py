@@ -14,23 +14,9 @@ string, so this never matches inside one)."""
 LOCAL_REFERENCE = re.compile(r"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 
 
-def reference_values(resource: Any) -> Iterator[str]:
-    """Every `reference` string in a resource (its contained resources too)."""
-    stack = [resource]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            value = node.get("reference")
-            if isinstance(value, str):
-                yield value
-            stack.extend(item for item in node.values() if isinstance(item, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend(item for item in node if isinstance(item, (dict, list)))
-
-
 def reference_values_in_json(text: str) -> Iterator[str]:
-    """Every `reference` string in a resource's compact JSON text, as `reference_values` finds them in the
-    parsed resource (one scan of the text instead of a walk)."""
+    """Every `reference` string in a resource's compact JSON text (its contained resources too): one scan of
+    the text instead of a walk of the parsed resource."""
     for match in REFERENCE_IN_JSON.finditer(text):
         value = match.group(1)
         yield value if "\\" not in value else json.loads(f'"{value}"')
