@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -109,12 +110,17 @@ def find_statement(by_identifier: bool, objecting: Callable[[Any], ColumnElement
                    row.c.deleted.is_(False)))
 
 
+@lru_cache(maxsize=8)
+def unrestricted_find(by_identifier: bool, dialect: Any) -> CompiledRead:
+    """`find_statement` for a caller no objection hides anyone from, compiled once per database dialect."""
+    return CompiledRead.compiled(find_statement(by_identifier, None), dialect)
+
+
 class StatusDocuments:
     """Finds and stores precomputed answers."""
 
     def __init__(self, care: CareServices) -> None:
         self.basis = basis_of(care)
-        self.unrestricted: dict[tuple[bool, str], CompiledRead] = {}
 
     def find(self, connection: Connection, reach: Reach | None, *, patient_id: str | None = None,
              system: str | None = None, value: str | None = None) -> list[Found]:
@@ -122,19 +128,13 @@ class StatusDocuments:
         caller's reach hides it by an objection."""
         by_identifier = patient_id is None
         if reach is None:
-            key = (by_identifier, connection.dialect.name)
-            compiled = self.unrestricted.get(key)
-            if compiled is None:
-                compiled = self.unrestricted[key] = CompiledRead.compiled(find_statement(by_identifier, None),
-                                                                          connection.dialect)
+            compiled = unrestricted_find(by_identifier, connection.dialect)
         else:
             compiled = reach.compiled_once(("case-status", by_identifier, reach.honour_objection),
                                            lambda: find_statement(by_identifier, reach.objecting_person),
                                            connection.dialect)
-        arguments = (compiled.arguments(patient_id) if patient_id is not None
-                     else compiled.arguments(value=value, system=system))
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(compiled.sql, arguments)
+        cursor = (compiled.run(connection, patient_id) if patient_id is not None
+                  else compiled.run(connection, value=value, system=system))
         found = (Found(pk, generation, day, basis, body, ident, bool(objects))
                  for pk, generation, day, basis, body, ident, objects in cursor.fetchall())
         return list({row.patient_pk: row for row in found}.values())  # a patient may carry a number twice

@@ -299,10 +299,7 @@ class Repository:
             row = driver_query(self.connection, CURRENT_SQL, (resource_type, resource_id)).fetchone()
         else:
             compiled = self.reach.read_statement(resource_type, self.connection.dialect)
-            raw = self.connection.connection.driver_connection
-            cursor = raw.cursor()  # type: ignore[union-attr]
-            cursor.execute(compiled.sql, compiled.arguments(resource_id))
-            row = cursor.fetchone()
+            row = compiled.run(self.connection, resource_id).fetchone()
         if row is None:
             return None
         version, updated, deleted, body, _pk = row

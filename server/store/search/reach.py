@@ -351,6 +351,12 @@ class CompiledRead:
         order = tuple(compiled.positiontup or ())
         return cls(compiled.string, dict(compiled.params), order)
 
+    def run(self, connection: Any, resource_id: str | None = None, **values: Any) -> Any:
+        """Run it straight on the connection's driver cursor with these parameters; returns the cursor."""
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(self.sql, self.arguments(resource_id, **values))
+        return cursor
+
     def arguments(self, resource_id: str | None = None, **values: Any) -> Any:
         """The parameters to run it with (`resource_id` fills `reach_read_id`, `values` others by name): named
         for pyformat drivers, in order for qmark drivers."""
