@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import Connection, select
 
-from ..security.context import Caller
+from ..security.context import IN_PROCESS, Caller
 from ..security.scopes import ScopeSet
 from ..store.schema import clients
 
@@ -15,9 +15,9 @@ from ..store.schema import clients
 def owner_caller(connection: Connection, client_id: str) -> Caller | None:
     """The caller a subscription acts as: its owner's organisation, kind and registered scopes (the policy
     then in force); None when the client is unknown or revoked. In-process owners (`system:...`) are the
-    host's integration engine."""
-    if client_id.startswith("system:"):
-        return Caller(subject=client_id)
+    host's integration engine (no registered client may take such an id)."""
+    if client_id.startswith(IN_PROCESS):
+        return Caller.system(client_id.removeprefix(IN_PROCESS))
     row = connection.execute(select(clients.c.organization, clients.c.kind, clients.c.scope, clients.c.revoked)
                              .where(clients.c.id == client_id)).first()
     if row is None or row.revoked is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..store.db import Database, transaction
 from ..store.schema import clients
+from .context import IN_PROCESS
 from .jwks import JwksError, PublicKey, check_jwks_uri, public_keys
 from .scopes import ScopeSet, parse_scopes
 
@@ -116,6 +117,9 @@ class ClientRegistry:
         """Register a client with a public JWKS by value or an https jwks_uri (exactly one)."""
         if not CLIENT_ID.match(client_id):
             raise ClientError(f"client id {client_id!r} must be 1-128 letters, digits and . _ : - characters")
+        if client_id.startswith(IN_PROCESS):
+            raise ClientError(f"client id {client_id!r}: ids starting {IN_PROCESS!r} name the server's own "
+                              "in-process components")
         if (jwks is None) == (jwks_uri is None):
             raise ClientError("give exactly one of a JWKS (by value) or a jwks_uri")
         try:

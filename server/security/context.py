@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from .scopes import INTERACTION_LETTERS, ScopeSet
 
+IN_PROCESS = "system:"
+"""The subject prefix of the server's own in-process components (no registered client may carry it)."""
+
 HOST = "host"
 """The organisation of the record's own host (in-process loaders and jobs act for it)."""
 
@@ -32,7 +35,7 @@ class Caller:
     def system(cls, name: str, request_id: str | None = None, organization: str | None = HOST) -> Caller:
         """A named in-process component (a loader, a case-management job) acting for `organization`
         under the integration policy: audited like any client, never anonymous."""
-        return cls(subject=f"system:{name}", organization=organization, request_id=request_id)
+        return cls(subject=f"{IN_PROCESS}{name}", organization=organization, request_id=request_id)
 
     def allows(self, interaction: str, resource_type: str) -> bool:
         """Whether the scopes grant an interaction (read, vread, search, create, update, delete, history-*)."""

@@ -55,6 +55,13 @@ def test_a_registration_holds_an_organisation_kind_system_scopes_and_public_keys
         registry.revoke("no-such-client")
 
 
+def test_an_id_of_the_servers_own_components_is_refused(registry: ClientRegistry) -> None:
+    """`system:` subjects are in-process components acting for the host (whole record): no client may be one."""
+    with pytest.raises(ClientError, match="in-process components"):
+        registry.add("system:gp-feed", organization="A81001", kind="gp", scope="system/Patient.rs", jwks=public())
+    assert registry.get("system:gp-feed") is None
+
+
 @pytest.mark.filterwarnings("ignore:Key size should be")
 def test_private_symmetric_weak_or_unnamed_keys_are_refused(registry: ClientRegistry) -> None:
     private = generate_private_key("ES384").as_dict(private=True)
