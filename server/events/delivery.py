@@ -84,6 +84,24 @@ def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str
     return found
 
 
+def checked_events(repo: Repository, found: list[Any], content: str) -> list[Event]:
+    """Numbered events (rows of number, type, id, version, recorded) with their focus checked against the
+    repository's caller as it stands now: id-only by one search per type, full-resource by reading the
+    version; an `empty` payload shows no focus, so none is looked up."""
+    visible = readable(repo, {(row.type, row.id) for row in found}) if content == "id-only" else set()
+    events = []
+    for number, resource_type, resource_id, version, recorded in found:
+        shown, body = (resource_type, resource_id) in visible, None
+        if content == "full-resource":
+            try:
+                body = repo.vread(resource_type, resource_id, str(version)).body
+                shown = True
+            except FhirError:
+                shown = False  # no longer the caller's to see: the event is counted, its focus withheld
+        events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
+    return events
+
+
 def due(now: int) -> Any:
     s = subscriptions.c
     return and_(s.next_attempt <= now, or_(
@@ -181,19 +199,7 @@ class Deliverer:
             select(e.number, e.type, e.id, e.version, e.recorded)
             .where(e.subscription == row.id, e.number > row.delivered)
             .order_by(e.number).limit(definition.max_count)).all()
-        repo = Repository(connection, owner, self.services)
-        visible = readable(repo, {(row.type, row.id) for row in found}) if definition.content == "id-only" else set()
-        events = []
-        for number, resource_type, resource_id, version, recorded in found:
-            shown, body = (resource_type, resource_id) in visible, None
-            if definition.content == "full-resource":
-                try:
-                    body = repo.vread(resource_type, resource_id, str(version)).body
-                    shown = True
-                except FhirError:
-                    shown = False  # no longer the owner's to see: the event is counted, its focus withheld
-            events.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
-        return events
+        return checked_events(Repository(connection, owner, self.services), found, definition.content)
 
     def post(self, definition: Definition, body: bytes) -> str:
         """Send a notification; '' when the endpoint took it (2xx), else why not."""

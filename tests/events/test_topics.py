@@ -199,6 +199,12 @@ def test_status_counts_and_events_returns_what_was_missed(world: World, worker: 
     assert [e["resource"]["id"] for e in missed["entry"][1:]] == plans[1:3]
     wrong = world.call("integration", "GET", f"Subscription/{sub}/$events?eventsSinceNumber=x")
     assert wrong.status_code == 400 and wrong.json()["resourceType"] == "OperationOutcome"
+    inverted = world.call("integration", "GET", f"Subscription/{sub}/$events?eventsSinceNumber=3&eventsUntilNumber=2")
+    assert inverted.status_code == 400 and inverted.json()["resourceType"] == "OperationOutcome"
+    polled = world.call("integration", "GET", f"Subscription/{sub}/$events?eventsSinceNumber=5")  # nothing new yet
+    assert polled.status_code == 200, polled.text
+    assert not [p for p in polled.json()["entry"][0]["resource"]["parameter"] if p["name"] == "notification-event"]
+    assert len(polled.json()["entry"]) == 1
 
 
 def test_subscriptions_that_cannot_be_served_are_refused(world: World) -> None:

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ...events.notifications import Event, notification_bundle, subscription_status
+from ...events.delivery import checked_events
+from ...events.notifications import notification_bundle, subscription_status
 from ...events.subscriptions import CONTENTS, Definition, with_count
 from ...fhir.dates import format_instant, now_us
-from ...fhir.outcome import FhirError, bad_request, not_found
+from ...fhir.outcome import bad_request, not_found
 from ...fhir.text import plain_int
 from ...store.schema import subscription_events, subscriptions
 from ..model import FhirResponse
@@ -58,7 +59,8 @@ def events(ix: Interaction) -> FhirResponse:
     last = row.events  # type: ignore[attr-defined]
     since = number_param(params, "eventsSinceNumber", max(1, last - MAX_EVENTS + 1))
     until = number_param(params, "eventsUntilNumber", last)
-    if until < since:
+    asked_both = params.get("eventsSinceNumber") is not None and params.get("eventsUntilNumber") is not None
+    if until < since and asked_both:
         raise bad_request("eventsUntilNumber is before eventsSinceNumber", "eventsUntilNumber", code="value")
     if until - since + 1 > MAX_EVENTS:
         raise bad_request(f"At most {MAX_EVENTS} events at once: narrow eventsSinceNumber..eventsUntilNumber",
@@ -71,17 +73,7 @@ def events(ix: Interaction) -> FhirResponse:
     found = ix.repo.connection.execute(
         select(e.number, e.type, e.id, e.version, e.recorded)
         .where(e.subscription == ix.id, e.number >= since, e.number <= until).order_by(e.number)).all()
-    listed = []
-    for number, resource_type, resource_id, version, recorded in found:
-        shown, body = True, None
-        try:
-            if content == "full-resource":
-                body = ix.repo.vread(resource_type, resource_id, str(version)).body
-            else:
-                shown = ix.repo.fetch_current(resource_type, resource_id) is not None
-        except FhirError:
-            shown = False
-        listed.append(Event(number, resource_type, resource_id, version, recorded, shown, body))
+    listed = checked_events(ix.repo, found, content)
     parameters = subscription_status(ix.id, row.topic, row.status, "query-event", last, listed,  # type: ignore[attr-defined]
                                      content, row.error)  # type: ignore[attr-defined]
     return FhirResponse(200, notification_bundle(ix.request.base_url, parameters, ix.id, listed, content))
