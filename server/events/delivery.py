@@ -230,8 +230,9 @@ class Deliverer:
                                       else None}
             if outcome.last is not None:
                 values["delivered"] = outcome.last
-            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
-            if row.status != "active":
+            settled = connection.execute(update(subscriptions).where(  # unless its owner changed it meanwhile
+                subscriptions.c.id == row.id, subscriptions.c.status == row.status).values(**values))
+            if settled.rowcount and row.status != "active":
                 self.write_back(connection, row.id, "active", None)
             return
         since = row.failing_since or now
@@ -241,9 +242,11 @@ class Deliverer:
             error = (outcome.reason if outcome.final else
                      f"no delivery for {round((now - since) / SECOND)} s after {attempts} attempts; "
                      f"last: {outcome.reason}")
-            connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
+            erred = connection.execute(update(subscriptions).where(
+                subscriptions.c.id == row.id, subscriptions.c.status == row.status).values(
                 attempts=attempts, failing_since=since, status="error", error=error))
-            self.write_back(connection, row.id, "error", error)
+            if erred.rowcount:
+                self.write_back(connection, row.id, "error", error)
             return
         connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
             attempts=attempts, failing_since=since, error=outcome.reason,
