@@ -3,6 +3,7 @@ own transaction, so a write that commits has its events and one that rolls back 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -26,6 +27,18 @@ def interaction_of(version: int, body: str | None) -> str:
     return "create" if version == 1 else "update"
 
 
+def parsed_once(body: str | None) -> Callable[[], dict[str, Any] | None]:
+    """The version's resource, parsed on first need (most triggers have no criteria and never ask)."""
+    kept: list[dict[str, Any] | None] = []
+
+    def resource() -> dict[str, Any] | None:
+        if not kept:
+            kept.append(jsontext.loads(body) if body is not None else None)
+        return kept[0]
+
+    return resource
+
+
 class Outbox:
     """Records topic events at each flush (see Repository.flush)."""
 
@@ -41,8 +54,7 @@ class Outbox:
             if resource_type not in by_type:
                 continue
             interaction = interaction_of(version, body)
-            resource = jsontext.loads(body) if body is not None else None
-            for topic in self.topics.fired(resource_type, interaction, resource):
+            for topic in self.topics.fired(resource_type, interaction, parsed_once(body)):
                 rows.append((topic, resource_type, resource_id, version, interaction, recorded))
         if not rows:
             return

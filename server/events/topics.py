@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources as package_files
 from pathlib import Path
@@ -24,12 +25,14 @@ class Trigger:
     interactions: frozenset[str]
     criteria: Invariant | None
 
-    def fires(self, interaction: str, resource: dict[str, Any] | None) -> bool:
+    def fires(self, interaction: str, resource: Callable[[], dict[str, Any] | None]) -> bool:
+        """Whether a written version fires it (`resource` gives the version, read only for criteria)."""
         if interaction not in self.interactions:
             return False
         if self.criteria is None:
             return True
-        return resource is not None and self.criteria.holds(resource)
+        version = resource()
+        return version is not None and self.criteria.holds(version)
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,10 @@ class TopicBook:
                 book.by_type.setdefault(resource_type, []).append(topic)
         return book
 
-    def fired(self, resource_type: str, interaction: str, resource: dict[str, Any] | None) -> list[str]:
-        """The canonicals of the topics a written version fires."""
+    def fired(self, resource_type: str, interaction: str,
+              resource: Callable[[], dict[str, Any] | None]) -> list[str]:
+        """The canonicals of the topics a written version fires (`resource` gives the version when a trigger's
+        criteria need it)."""
         return [topic.url for topic in self.by_type.get(resource_type, ())
                 if any(t.resource_type == resource_type and t.fires(interaction, resource) for t in topic.triggers)]
 
