@@ -89,9 +89,10 @@ class AuditTrail:
         if self.spool is not None:
             self.spool.ship_all()
 
-    def ship(self, database: Database, path: Path) -> int:
+    def ship(self, database: Database, path: Path) -> int | None:
         """Move the records of a spool that are not in the trail yet into it, in one transaction that also
-        moves the spool's shipped mark (its row locked first, so no record goes in twice); how many."""
+        moves the spool's shipped mark (its row locked first, so no record goes in twice); the new mark (the
+        spool's bytes now in the trail), or None when nothing whole was left to move."""
         with database.writer.connect() as plain:
             connection = plain.execution_options(writing=True)  # SQLite: the write lock from the start
             with connection.begin() as transaction:
@@ -101,12 +102,12 @@ class AuditTrail:
                 end = data.rfind(b"\n") + 1 if data is not None else 0  # whole records: a write may be under way
                 if not end:
                     transaction.rollback()
-                    return 0
+                    return None
                 entries = [orjson.loads(line) for line in data[:end].splitlines()]  # type: ignore[index]
                 self.write_many(connection, entries)
-                connection.execute(update(audit_spools).where(audit_spools.c.name == path.name)
-                                   .values(shipped=shipped + end))  # type: ignore[operator]
-                return len(entries)
+                mark = shipped + end  # type: ignore[operator]
+                connection.execute(update(audit_spools).where(audit_spools.c.name == path.name).values(shipped=mark))
+                return mark
 
     @staticmethod
     def forget(database: Database, name: str) -> None:

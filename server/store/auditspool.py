@@ -52,12 +52,13 @@ class AuditSpool:
     """Audit records appended to a file of the process's own, one write() each: a record is kept once its
     write returns (the page cache outlives a killed process; with `fsync`, each write also waits for the
     disk, so it outlives a crash of the host). `ship(path)` moves what is new in a spool into the trail,
-    exactly once, and says how many records it moved; `forget(name)` drops a removed spool's bookkeeping.
+    exactly once, and answers the spool's new shipped mark (None when nothing whole was new); `forget(name)`
+    drops a removed spool's bookkeeping.
     A thread of the process ships its own spool every SHIP_EVERY seconds; spools whose process is gone
     (their lock is free) are shipped and removed at start and every SWEEP_EVERY seconds; `ship_all` ships
     every spool of the folder, live or not, for a reader of the trail that must miss nothing answered."""
 
-    def __init__(self, folder: Path, ship: Callable[[Path], int], forget: Callable[[str], None], *,
+    def __init__(self, folder: Path, ship: Callable[[Path], int | None], forget: Callable[[str], None], *,
                  fsync: bool = False) -> None:
         self.folder = folder
         self.ship = ship
@@ -164,17 +165,20 @@ class AuditSpool:
         self.forget(path.name)
 
     def ship_out(self, path: Path) -> None:
-        """Ship a spool until nothing whole is left in it; a spool that has not grown since that was last
-        found costs no transaction."""
-        while True:
-            try:
-                size = path.stat().st_size  # before shipping: what is appended later is looked at next time
-            except FileNotFoundError:
-                self.idle.pop(path, None)
-                return
-            if self.idle.get(path) == size or not self.ship(path):
-                self.idle[path] = size
-                return
+        """Ship what a spool held when this began (in several transactions only when it is over a shipment's
+        size): what is appended meanwhile waits for the next round, so a busy process ships once a round,
+        not in a loop of small transactions. A spool that has not grown since it was last shipped costs no
+        transaction."""
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            self.idle.pop(path, None)
+            return
+        if self.idle.get(path) == size:
+            return
+        while (mark := self.ship(path)) is not None and mark < size:
+            pass
+        self.idle[path] = size
 
     def close(self) -> None:
         """Stop shipping: ship this process's spool a last time and remove it."""

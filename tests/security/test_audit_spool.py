@@ -198,3 +198,38 @@ def test_a_killed_process_s_spool_is_shipped_once_by_the_auditor_and_on_restart(
         assert len(counts) == 41 and set(counts.values()) == {1}
     finally:
         close(app)
+
+
+def test_a_busy_process_ships_what_its_spool_held_in_one_transaction_per_round(
+        database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auditspool, "SHIP_EVERY", 3600.0)  # the rounds below are the only shipments
+    app = spooled_app(database, tmp_path / "spool")
+    services = app.extensions["sharedcare"].services
+    spool = services.audit.spool
+    prefix = f"busy-{uuid.uuid4().hex[:8]}"
+
+    def record(index: int) -> None:
+        services.audit.keep(services.database, AuditRecord(client="spool-test", interaction="read", action="R",
+                                                           request_id=f"{prefix}-{index}", status=200))
+
+    shipments: list[int | None] = []
+    ship = spool.ship
+
+    def ship_while_requests_arrive(path: Path) -> int | None:
+        mark = ship(path)
+        shipments.append(mark)
+        if len(shipments) < 50:
+            record(1000 + len(shipments))  # a request answered while this shipment ran
+        return mark
+
+    try:
+        for index in range(20):
+            record(index)
+        spool.ship = ship_while_requests_arrive
+        spool.ship_own()
+        assert len(shipments) == 1  # what arrived meanwhile waits for the next round
+        assert len(kept(app, prefix)) == 20
+        spool.ship_own()
+        assert len(shipments) == 2 and len(kept(app, prefix)) == 21
+    finally:
+        close(app)
