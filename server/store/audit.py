@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,9 @@ class AuditTrail:
             return
         pks = list(connection.execute(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'pk')) "
                                            "FROM generate_series(1, :n)"), {"n": len(entries)}).scalars())
+        columns_of = itemgetter(*COLUMNS)
         insert_rows(connection, "audit_events", ("pk", *COLUMNS),
-                    [(pk, *(entry[name] for name in COLUMNS)) for pk, entry in zip(pks, entries, strict=True)])
+                    [(pk, *columns_of(entry)) for pk, entry in zip(pks, entries, strict=True)])
         insert_rows(connection, "audit_patients", ("patient", "audit_pk"),
                     [(patient, pk) for pk, entry in zip(pks, entries, strict=True) for patient in entry["patients"]])
 
