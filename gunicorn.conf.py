@@ -24,3 +24,12 @@ max_requests = int(os.environ.get("MAX_REQUESTS", "0"))
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def post_worker_init(worker: object) -> None:
+    """A worker of the FHIR server loads the resource models before it takes its first request."""
+    fhir_api = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("sharedcare")
+    if fhir_api is not None:
+        from server.fhir.types import load_models
+
+        load_models(fhir_api.services.types)

@@ -49,6 +49,12 @@ def model_class(resource_type: str) -> Any:
     return get_fhir_model_class(resource_type)
 
 
+def load_models(registry: TypeRegistry) -> None:
+    """Import the model of every supported type now (about a second), not on each type's first request."""
+    for resource_type in sorted(registry.supported):
+        model_class(resource_type)
+
+
 def read_profile_text(relative: str) -> str:
     """Read a data file shipped in the profiles package (works installed or editable)."""
     node = resources.files("profiles")
