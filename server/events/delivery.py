@@ -66,27 +66,26 @@ class Outcome:
 
 
 def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (type, id) among `keys` the repository's caller reads now: one search per type and group of ids
-    (none for a caller who reaches everything: the host's integration engine)."""
+    """The (type, id) among `keys` the repository's caller reads now: one statement per type (none for a
+    caller who reaches everything: the host's integration engine)."""
     if repo.reach is None:
         return set(keys)
     found: set[tuple[str, str]] = set()
     for resource_type in sorted({t for t, _ in keys}):
         ids = sorted(i for t, i in keys if t == resource_type)
-        for chunk in id_chunks(ids):
-            try:
-                result = repo.search(resource_type, [("_id", ",".join(chunk)), ("_count", str(len(chunk)))])
-            except FhirError as exc:
-                if exc.status not in (401, 403):
-                    raise
-                continue  # the owner may no longer read the type at all
-            found.update((resource_type, stored.id) for stored in result.matches)
+        try:
+            answers = repo.matching_ids(resource_type, [[("_id", ",".join(chunk))] for chunk in id_chunks(ids)])
+        except FhirError as exc:
+            if exc.status not in (401, 403):
+                raise
+            continue  # the owner may no longer read the type at all
+        found.update((resource_type, resource_id) for ids_found in answers for resource_id in ids_found)
     return found
 
 
 def checked_events(repo: Repository, found: list[Any], content: str) -> list[Event]:
     """Numbered events (rows of number, type, id, version, recorded) with their focus checked against the
-    repository's caller as it stands now: id-only by one search per type, full-resource by reading the
+    repository's caller as it stands now: id-only by one statement per type, full-resource by reading the
     version; an `empty` payload shows no focus, so none is looked up."""
     visible = readable(repo, {(row.type, row.id) for row in found}) if content == "id-only" else set()
     events = []

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, text
 
 from ..fhir.outcome import FhirError
-from ..security.context import Caller
 from ..store.among import among
 from ..store.bulk import insert_rows
 from ..store.db import is_postgres, transaction
@@ -69,17 +68,19 @@ def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int:
             .where(subscriptions.c.topic.in_(topics), subscriptions.c.status.in_(LIVE))
             .order_by(subscriptions.c.id)).all()  # one fan-out at a time: the counts cannot move under it
         bodies = version_bodies(connection, rows) if subs else {}
-        numbered: list[tuple[Any, ...]] = []
+        asked = []
         for sub in subs:
             definition = Definition.of(sub.definition)
             mine = [row for row in rows if row.topic == sub.topic and row.recorded >= sub.started]
             candidates = [row for row in mine
                           if may_match(definition, row, bodies.get((row.type, row.id, row.version)))]
-            owner = cache.caller(connection, sub.owner_client) if candidates else None
-            matched = matching(services, connection, owner, definition, candidates)
+            asked.append(Asked(sub.owner_client, definition, candidates, mine))
+        matched = matching(services, connection, cache, asked)
+        numbered: list[tuple[Any, ...]] = []
+        for sub, question, found in zip(subs, asked, matched, strict=True):
             number = sub.events
-            for row in mine:
-                if (row.type, row.id) in matched:
+            for row in question.mine:
+                if (row.type, row.id) in found:
                     number += 1
                     numbered.append((sub.id, number, row.type, row.id, row.version, row.recorded))
         insert_rows(connection, "subscription_events", EVENT_COLUMNS, numbered)
@@ -118,30 +119,58 @@ def may_match(definition: Definition, event: OutboxEvent, body: str | None) -> b
     return True
 
 
-def matching(services: StoreServices, connection: Connection, caller: Caller | None, definition: Definition,
-             events: list[OutboxEvent]) -> set[tuple[str, str]]:
-    """The (type, id) of the events' focuses the owner reads now and the subscription's filters match."""
-    if caller is None or not events:
-        return set()
-    owner = caller.subject
-    repo = Repository(connection, replace(caller, request_id="notifications"), services)
-    found: set[tuple[str, str]] = set()
-    for resource_type in sorted({event.type for event in events}):
-        filters = [(search, value) for filter_type, search, value in definition.filters if filter_type == resource_type]
-        if any(filter_type != resource_type for filter_type, _s, _v in definition.filters) and not filters:
-            continue  # filtered on another type only: nothing of this type matches
-        ids = sorted({event.id for event in events if event.type == resource_type})
-        for chunk in id_chunks(ids):
-            params = [("_id", ",".join(chunk)), *filters, ("_count", str(len(chunk)))]
+@dataclass(frozen=True)
+class Asked:
+    """One subscription's question in a fan-out: which of its candidate events match (`mine`: all of its
+    topic's events in the batch, numbered in that order)."""
+
+    owner_client: str
+    definition: Definition
+    candidates: list[OutboxEvent]
+    mine: list[OutboxEvent]
+
+
+def matching(services: StoreServices, connection: Connection, cache: OwnerCache,
+             asked: list[Asked]) -> list[set[tuple[str, str]]]:
+    """For each subscription, the (type, id) of its candidates' focuses that its owner reads now and its
+    filters match: one search per subscription and type (`_id` plus the filters, as the owner, so the
+    owner's reach enters the query), all of an owner's searches of a type in one statement."""
+    found: list[set[tuple[str, str]]] = [set() for _ in asked]
+    for owner_client in sorted({question.owner_client for question in asked if question.candidates}):
+        caller = cache.caller(connection, owner_client)
+        if caller is None:
+            continue  # no longer a registered client: nothing is its subscriptions' to see
+        repo = Repository(connection, replace(caller, request_id="notifications"), services)
+        searches: dict[str, list[tuple[int, list[tuple[str, str]]]]] = {}
+        for index, question in enumerate(asked):
+            if question.owner_client != owner_client:
+                continue
+            for resource_type, params in owner_searches(question):
+                searches.setdefault(resource_type, []).append((index, params))
+        for resource_type, wanted in sorted(searches.items()):
             try:
-                result = repo.search(resource_type, params)
+                answers = repo.matching_ids(resource_type, [params for _index, params in wanted])
             except FhirError as exc:
                 if exc.status not in (401, 403):
                     raise  # not a refusal: the fan-out fails whole and is tried again, nothing is dropped
-                log.warning("subscription of %s: its owner may no longer search %s: %s", owner, resource_type, exc)
+                log.warning("subscriptions of %s: it may no longer search %s: %s", owner_client, resource_type, exc)
                 continue  # the owner may not read them: they are not its events
-            found.update((resource_type, stored.id) for stored in result.matches)
+            for (index, _params), ids in zip(wanted, answers, strict=True):
+                found[index].update((resource_type, resource_id) for resource_id in ids)
     return found
+
+
+def owner_searches(question: Asked) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The searches (type, criteria) that say which of a subscription's candidates match its filters."""
+    definition = question.definition
+    wanted = []
+    for resource_type in sorted({event.type for event in question.candidates}):
+        filters = [(search, value) for filter_type, search, value in definition.filters if filter_type == resource_type]
+        if any(filter_type != resource_type for filter_type, _s, _v in definition.filters) and not filters:
+            continue  # filtered on another type only: nothing of this type matches
+        ids = sorted({event.id for event in question.candidates if event.type == resource_type})
+        wanted.extend((resource_type, [("_id", ",".join(chunk)), *filters]) for chunk in id_chunks(ids))
+    return wanted
 
 
 def id_chunks(ids: list[str]) -> list[list[str]]:

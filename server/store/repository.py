@@ -331,6 +331,12 @@ class Repository:
         self.flush()
         return self.services.search.search(self, resource_type, params, **options)
 
+    def matching_ids(self, resource_type: str, searches: list[list[tuple[str, str]]]) -> list[set[str]]:
+        """The ids each search of `resource_type` matches (criteria only), authorised as a search."""
+        authorize(self.caller, "search", resource_type, self.policy, self.in_record(resource_type))
+        self.flush()
+        return self.services.search.matching_ids(self, resource_type, searches)
+
     def resolve_conditions(self, conditions: list[Criteria]) -> dict[Criteria, list[tuple[int, str]]]:
         """Lock and resolve many conditional criteria at once (a transaction's conditional entries).
 

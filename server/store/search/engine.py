@@ -13,10 +13,12 @@ from sqlalchemy import (
     Select,
     and_,
     func,
+    literal,
     nulls_last,
     select,
     text,
     union,
+    union_all,
 )
 
 from ...fhir.outcome import bad_request
@@ -121,6 +123,9 @@ class SearchResult:
     suppressed: bool = False
 
 
+SEARCHES_PER_STATEMENT = 25
+
+
 class SearchEngine:
     """Builds and runs SQL for searches; shared, stateless between requests."""
 
@@ -162,6 +167,24 @@ class SearchEngine:
         statement = self.filtered(query, [], context).with_only_columns(resources.c.pk, resources.c.id)
         rows = repo.connection.execute(statement.limit(MAX_CONDITIONAL_MATCHES + 1)).all()
         return [(row.pk, row.id) for row in rows]
+
+    def matching_ids(self, repo: Repository, resource_type: str, searches: list[list[tuple[str, str]]]
+                     ) -> list[set[str]]:
+        """For each of several searches of one type (criteria only: `_id` and filters), the ids of the current
+        resources it matches within the caller's reach, as `filtered` builds any search's statement: all of
+        them in one statement per SEARCHES_PER_STATEMENT (a notification fan-out asks for a hundred at once)."""
+        context = replace(self.context, repo=repo, reach=repo.reach)
+        found: list[set[str]] = [set() for _ in searches]
+        for start in range(0, len(searches), SEARCHES_PER_STATEMENT):
+            branches = []
+            for index in range(start, min(start + SEARCHES_PER_STATEMENT, len(searches))):
+                query = self.parse((resource_type,), searches[index], strict=True)
+                branches.append(self.filtered(query, [], context, self.fold_composites(query))
+                                .with_only_columns(literal(index).label("search"), resources.c.id))
+            statement = branches[0] if len(branches) == 1 else union_all(*branches)
+            for index, resource_id in repo.connection.execute(statement):
+                found[index].add(resource_id)
+        return found
 
     def match_identifiers(self, repo: Repository, conditions: list[Criteria]) -> dict[Criteria, list[tuple[int, str]]]:
         """Resolve many conditions of the form `<token param>=<system>|<code>` in one query per
