@@ -73,7 +73,9 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, statement_ms: int | None = None) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling. Pooled connections are
-    checked as they are taken (`pool_pre_ping`), so one the database dropped is replaced, not handed out.
+    not pinged as they are taken (a round trip per unit of work): a statement that meets a connection the
+    database dropped makes SQLAlchemy replace the pool's older connections, and the API, the token check and
+    the workers run such a unit again on a new one (`connection_lost`).
     `statement_ms` bounds every statement (PostgreSQL's statement_timeout; on SQLite a per-use deadline)."""
     url = normalise_url(url)
     parsed = make_url(url)
@@ -86,7 +88,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, statement_m
         configure_sqlite(engine)
         return engine
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600, pool_pre_ping=True,
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600, pool_pre_ping=False,
         hide_parameters=True, connect_args={**session_options(statement_ms), "connect_timeout": CONNECT_TIMEOUT},
     )
 
