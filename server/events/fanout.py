@@ -47,14 +47,15 @@ class OutboxEvent:
     recorded: int
 
 
-def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int:
-    """Number one batch of outbox events for their subscriptions; returns how many outbox rows it took."""
+def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int | None:
+    """Number one batch of outbox events for their subscriptions; returns how many outbox rows it took (None:
+    another worker is fanning out)."""
     cache = cache or OwnerCache()
     prepare_owners(services, cache)
     with transaction(services.database, writing=True) as connection:
         if is_postgres(connection) and not connection.execute(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FANOUT_LOCK}).scalar():
-            return 0
+            return None
         rows = [OutboxEvent(*row) for row in connection.execute(
             select(event_outbox.c.seq, event_outbox.c.topic, event_outbox.c.type, event_outbox.c.id,
                    event_outbox.c.version, event_outbox.c.recorded).order_by(event_outbox.c.seq).limit(BATCH))]

@@ -121,12 +121,17 @@ def run(services: StoreServices, settings: DeliverySettings, base: str, stop: th
 
 def step(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event) -> None:
     """One round of the single-threaded loop: fan out, deliver a burst, else wait for work."""
-    busy = fan_out(services, deliverer.owners) > 0
+    taken = fan_out(services, deliverer.owners)
+    busy = bool(taken)
     for _ in range(BURST):
         if stop.is_set() or not deliverer.deliver_one():
             break
         busy = True
-    if not busy:
+    if busy:
+        return
+    if taken is None:  # another worker fans out (and is woken by each commit): look again later
+        stop.wait(next_due_in(services))
+    else:
         waker.wait(next_due_in(services))
 
 
@@ -148,7 +153,10 @@ def run_threaded(services: StoreServices, deliverer: Deliverer, waker: Waker, st
         thread.start()
 
     def fan() -> None:
-        if fan_out(services, deliverer.owners) == 0:
+        taken = fan_out(services, deliverer.owners)
+        if taken is None:  # another worker fans out (and is woken by each commit): look again later
+            stop.wait(IDLE_WAIT_S)
+        elif taken == 0:
             waker.wait(IDLE_WAIT_S)
         with kick:
             kick.notify_all()
