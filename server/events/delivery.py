@@ -14,11 +14,12 @@ import logging
 import random
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import orjson
 import requests
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import BigInteger, Connection, Integer, and_, bindparam, func, or_, select, update
 
 from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError
@@ -101,7 +102,46 @@ def checked_events(repo: Repository, found: list[Any], content: str) -> list[Eve
     return events
 
 
-def due(now: int) -> Any:
+@dataclass(frozen=True)
+class DeliveryStatements:
+    """The statements of every delivery, built once with their parameters bound by name (`now`, `chosen`,
+    `after`, `count`, ...): building them per delivery cost the worker more than running them."""
+
+    candidates: Any
+    locked_candidate: Any
+    claimed: Any
+    events: Any
+    taken: Any
+
+    @classmethod
+    @cache
+    def built(cls) -> DeliveryStatements:
+        s = subscriptions.c
+        e = subscription_events.c
+        now = bindparam("now", type_=BigInteger)
+        candidates = (select(s.id).where(due(now)).order_by(s.next_attempt, s.last_sent, s.id)  # least lately served
+                      .limit(CLAIM_CANDIDATES))
+        listed = candidates.subquery()
+        return cls(
+            candidates=candidates.limit(1),
+            # the first candidate whose lock is free: tried in order, one statement (PostgreSQL)
+            locked_candidate=select(listed.c.id).where(
+                func.pg_try_advisory_xact_lock(CLAIM_CLASS, func.hashtext(listed.c.id))).limit(1),
+            # read again under the claim: another worker may have sent it since the candidates were listed
+            claimed=with_count().where(s.id == bindparam("chosen"), due(now)),
+            events=select(e.number, e.type, e.id, e.version, e.recorded)
+            .where(e.subscription == bindparam("subscription"), e.number > bindparam("after"))
+            .order_by(e.number).limit(bindparam("count", type_=Integer)),
+            taken=update(subscriptions).where(  # unless its owner changed its status meanwhile
+                s.id == bindparam("subscription"), s.status == bindparam("was")).values(
+                attempts=0, failing_since=None, next_attempt=0, error=None, status="active",
+                last_sent=bindparam("sent_at", type_=BigInteger),
+                heartbeat_due=bindparam("heartbeat_at", type_=BigInteger),
+                delivered=func.coalesce(bindparam("taken_to", type_=BigInteger), s.delivered)),
+        )
+
+
+def due(now: Any) -> Any:
     s = subscriptions.c
     return and_(s.next_attempt <= now, or_(
         s.status == "requested",
@@ -156,19 +196,12 @@ class Deliverer:
     def claim(self, connection: Connection) -> Any:
         """A due subscription no other worker holds, read under the claim (None: none)."""
         now = now_us()
-        s = subscriptions.c
-        candidates = (select(s.id).where(due(now)).order_by(s.next_attempt, s.last_sent, s.id)  # least lately served
-                      .limit(CLAIM_CANDIDATES))
-        if is_postgres(connection):  # the first candidate whose lock is free: tried in order, one statement
-            listed = candidates.subquery()
-            chosen = connection.execute(select(listed.c.id).where(
-                func.pg_try_advisory_xact_lock(CLAIM_CLASS, func.hashtext(listed.c.id))).limit(1)).scalar()
-        else:
-            chosen = connection.execute(candidates.limit(1)).scalar()
+        statements = DeliveryStatements.built()
+        listing = statements.locked_candidate if is_postgres(connection) else statements.candidates
+        chosen = connection.execute(listing, {"now": now}).scalar()
         if chosen is None:
             return None
-        # read again under the claim: another worker may have sent it since the candidates were listed
-        return connection.execute(with_count().where(s.id == chosen, due(now))).first()
+        return connection.execute(statements.claimed, {"chosen": chosen, "now": now}).first()
 
     def attempt(self, connection: Connection, row: Any) -> Outcome:
         definition = Definition.of(row.definition)
@@ -193,11 +226,8 @@ class Deliverer:
 
     def events(self, connection: Connection, owner: Caller, row: Any, definition: Definition) -> list[Event]:
         """The next events to send, their focus checked against the owner's access as it stands now."""
-        e = subscription_events.c
-        found = connection.execute(
-            select(e.number, e.type, e.id, e.version, e.recorded)
-            .where(e.subscription == row.id, e.number > row.delivered)
-            .order_by(e.number).limit(definition.max_count)).all()
+        found = connection.execute(DeliveryStatements.built().events, {
+            "subscription": row.id, "after": row.delivered, "count": definition.max_count}).all()
         return checked_events(Repository(connection, owner, self.services), found, definition.content)
 
     def post(self, definition: Definition, body: bytes) -> str:
@@ -223,14 +253,9 @@ class Deliverer:
         now = now_us()
         definition = Definition.of(row.definition)
         if outcome.taken:
-            values: dict[str, Any] = {"attempts": 0, "failing_since": None, "next_attempt": 0, "last_sent": now,
-                                      "error": None, "status": "active",
-                                      "heartbeat_due": now + definition.heartbeat * SECOND if definition.heartbeat
-                                      else None}
-            if outcome.last is not None:
-                values["delivered"] = outcome.last
-            settled = connection.execute(update(subscriptions).where(  # unless its owner changed it meanwhile
-                subscriptions.c.id == row.id, subscriptions.c.status == row.status).values(**values))
+            settled = connection.execute(DeliveryStatements.built().taken, {
+                "subscription": row.id, "was": row.status, "sent_at": now, "taken_to": outcome.last,
+                "heartbeat_at": now + definition.heartbeat * SECOND if definition.heartbeat else None})
             if settled.rowcount and row.status != "active":
                 self.write_back(connection, row.id, "active", None)
             return

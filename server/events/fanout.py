@@ -69,10 +69,13 @@ def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int | N
             .where(subscriptions.c.topic.in_(topics), subscriptions.c.status.in_(LIVE))
             .order_by(subscriptions.c.id)).all()  # one fan-out at a time: the counts cannot move under it
         bodies = version_bodies(connection, rows) if subs else {}
+        by_topic: dict[str, list[OutboxEvent]] = {}
+        for row in rows:
+            by_topic.setdefault(row.topic, []).append(row)
         asked = []
         for sub in subs:
             definition = Definition.of(sub.definition)
-            mine = [row for row in rows if row.topic == sub.topic and row.recorded >= sub.started]
+            mine = [row for row in by_topic.get(sub.topic, []) if row.recorded >= sub.started]
             candidates = [row for row in mine
                           if may_match(definition, row, bodies.get((row.type, row.id, row.version)))]
             asked.append(Asked(sub.owner_client, definition, candidates, mine))
