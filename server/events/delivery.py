@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -37,6 +38,7 @@ from .subscriptions import WORKER, Definition, with_count
 log = logging.getLogger(__name__)
 SECOND = 1_000_000
 CLAIM_CANDIDATES = 20
+RETIRE_EVERY_S = 1.0
 CLAIM_CLASS = 0x5EAC7
 """First key of the two-key advisory locks that claim a subscription (the second: hashtext of its id)."""
 
@@ -164,6 +166,7 @@ class Deliverer:
         self.base = base
         self.sessions = threading.local()  # one HTTP session (its kept connections) per delivering thread
         self.owners = OwnerCache()
+        self.retired_at = 0.0  # monotonic time of the last look for ended subscriptions
 
     @property
     def http(self) -> requests.Session:
@@ -275,6 +278,28 @@ class Deliverer:
         connection.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(
             attempts=attempts, failing_since=since, error=outcome.reason,
             next_attempt=now + int(self.settings.delay(attempts) * SECOND)))
+
+    def retire_ended(self) -> int:
+        """Turn `off` the subscriptions past their end whose every event was delivered (a new version of each
+        says so); how many. Looks at most once every RETIRE_EVERY_S seconds."""
+        if time.monotonic() - self.retired_at < RETIRE_EVERY_S:
+            return 0
+        self.retired_at = time.monotonic()
+        now = now_us()
+        s = subscriptions.c
+        retired = 0
+        with transaction(self.services.database, writing=True) as connection:
+            rows = connection.execute(with_count().where(s.status.in_(("requested", "active")))).all()
+            for row in rows:
+                ends = Definition.of(row.definition).ends_at()
+                if ends is None or ends > now or row.events > row.delivered:
+                    continue
+                ended = connection.execute(update(subscriptions).where(s.id == row.id, s.status == row.status)
+                                           .values(status="off", heartbeat_due=None))
+                if ended.rowcount:
+                    self.write_back(connection, row.id, "off", None)
+                    retired += 1
+        return retired
 
     def write_back(self, connection: Connection, subscription_id: str, status: str, error: str | None) -> None:
         """Show a status change on the Subscription resource (a new version, written by the worker)."""

@@ -75,7 +75,9 @@ def fan_out(services: StoreServices, cache: OwnerCache | None = None) -> int | N
         asked = []
         for sub in subs:
             definition = Definition.of(sub.definition)
-            mine = [row for row in by_topic.get(sub.topic, []) if row.recorded >= sub.started]
+            ends = definition.ends_at()
+            mine = [row for row in by_topic.get(sub.topic, [])
+                    if row.recorded >= sub.started and (ends is None or row.recorded <= ends)]
             candidates = [row for row in mine
                           if may_match(definition, row, bodies.get((row.type, row.id, row.version)))]
             asked.append(Asked(sub.owner_client, definition, candidates, mine))

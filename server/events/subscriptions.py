@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import delete, func, select, update
 
-from ..fhir.dates import now_us
+from ..fhir.dates import now_us, parse_instant
 from ..fhir.outcome import FhirError, Issue
 from ..store.schema import subscription_events, subscriptions
 from ..store.search.holdings import holder_key
@@ -48,6 +48,10 @@ class Definition:
 
     def text(self) -> str:
         return json.dumps(asdict(self))
+
+    def ends_at(self) -> int | None:
+        """When the subscription ends (`Subscription.end`, microseconds): events recorded after are not its."""
+        return parse_instant(self.end) if self.end else None
 
     @classmethod
     def of(cls, text: str) -> Definition:

@@ -122,7 +122,7 @@ def run(services: StoreServices, settings: DeliverySettings, base: str, stop: th
 def step(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event) -> None:
     """One round of the single-threaded loop: fan out, deliver a burst, else wait for work."""
     taken = fan_out(services, deliverer.owners)
-    busy = bool(taken)
+    busy = bool(taken) or deliverer.retire_ended() > 0
     for _ in range(BURST):
         if stop.is_set() or not deliverer.deliver_one():
             break
@@ -154,6 +154,7 @@ def run_threaded(services: StoreServices, deliverer: Deliverer, waker: Waker, st
 
     def fan() -> None:
         taken = fan_out(services, deliverer.owners)
+        deliverer.retire_ended()
         if taken is None:  # another worker fans out (and is woken by each commit): look again later
             stop.wait(IDLE_WAIT_S)
         elif taken == 0:

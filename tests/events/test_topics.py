@@ -3,8 +3,10 @@ should; handshake and heartbeat; a rolled-back write raises no event; $status an
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.events.conftest import B, World, subscription, wait_until
@@ -157,6 +159,28 @@ def test_handshake_then_heartbeats_and_the_subscription_turns_active(world: Worl
         beats = receiver.of(sub, "heartbeat")
         assert beats[0].param("status") == "active" and beats[0].events == []
         assert beats[1].received - beats[0].received >= 0.8
+
+
+def test_a_subscription_ends_at_its_end(world: World, worker: Any) -> None:
+    patient = world.patient()
+    end = datetime.now(UTC) + timedelta(seconds=4)
+    with receiving() as receiver:
+        body = subscription("care-plan-changed", receiver.url, f"CarePlan?patient=Patient/{patient}", heartbeat=1)
+        sub = world.subscribe("integration", {**body, "end": end.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})
+        receiver.wait_for(lambda: receiver.of(sub, "handshake"))
+        before = world.care_plan(patient)
+        receiver.wait_for(lambda: receiver.numbers(sub))
+        wait_until(lambda: world.call("integration", "GET", f"Subscription/{sub}").json()["status"] == "off",
+                   what="status off after the end", seconds=20)
+        assert datetime.now(UTC) >= end
+        world.care_plan(patient)  # after the end: not its event
+        beats = len(receiver.of(sub, "heartbeat"))
+        time.sleep(2.5)
+        assert focus_ids(receiver, sub) == [before]
+        assert len(receiver.of(sub, "heartbeat")) == beats  # and no more heartbeats
+        status = world.call("integration", "GET", f"Subscription/{sub}/$status").json()
+        assert '"events-since-subscription-start"' in json.dumps(status)
+        assert world.call("integration", "GET", f"Subscription/{sub}/$events").json()["entry"][0]["resource"]
 
 
 def test_a_rolled_back_transaction_raises_no_event(world: World, worker: Any) -> None:
