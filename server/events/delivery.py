@@ -24,10 +24,12 @@ from sqlalchemy import BigInteger, Connection, Integer, and_, bindparam, func, o
 
 from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError
+from ..security.audit import MAX_QUERY, AuditRecord, printable
 from ..security.context import Caller
+from ..store.among import among
 from ..store.db import is_postgres, transaction
 from ..store.repository import Repository
-from ..store.schema import subscription_events, subscriptions
+from ..store.schema import resources, subscription_events, subscriptions
 from ..store.services import StoreServices
 from .endpoints import EndpointPolicy
 from .fanout import id_chunks
@@ -66,6 +68,8 @@ class Outcome:
     last: int | None = None
     reason: str = ""
     final: bool = False  # no retry (the owner is gone): error at once
+    audit: AuditRecord | None = None  # of a notification that carried events to the owner's endpoint
+    shown: list[tuple[str, str]] = field(default_factory=list)  # the (type, id) of the focuses it showed
 
 
 def readable(repo: Repository, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -141,6 +145,30 @@ class DeliveryStatements:
                 heartbeat_due=bindparam("heartbeat_at", type_=BigInteger),
                 delivered=func.coalesce(bindparam("taken_to", type_=BigInteger), s.delivered)),
         )
+
+
+def disclosure(owner: Caller, subscription_id: str, definition: Definition, events: list[Event],
+               answered: int) -> AuditRecord:
+    """The audit record of a notification that carried events to its owner's endpoint: an access by the owner
+    like any of its requests (its patients: those of the focuses it showed)."""
+    first, last = events[0].number, events[-1].number
+    return AuditRecord(
+        client=owner.subject, interaction="operation", action="E", organization=owner.organization,
+        kind=owner.kind, request_id=f"notification-{subscription_id}-{first}", resource_type="Subscription",
+        resource_id=subscription_id, status=answered or 502,
+        detail=printable(f"notification of events {first}-{last} ({definition.content}) to "
+                         f"{definition.endpoint}")[:MAX_QUERY])
+
+
+def focus_keys(connection: Connection, focuses: list[tuple[str, str]]) -> list[int]:
+    """The keys of the resources a notification showed (for the patients of its audit record)."""
+    keys: list[int] = []
+    postgres = is_postgres(connection)
+    for resource_type in sorted({t for t, _ in focuses}):
+        ids = sorted(i for t, i in focuses if t == resource_type)
+        keys.extend(connection.execute(select(resources.c.pk).where(
+            resources.c.type == resource_type, among(resources.c.id, ids, postgres))).scalars())
+    return keys
 
 
 def due(now: Any) -> Any:
@@ -222,10 +250,12 @@ class Deliverer:
         status = subscription_status(row.id, row.topic, row.status,
                                      kind, row.events, events, definition.content)
         bundle = notification_bundle(self.base, status, row.id, events, definition.content)
-        reason = self.post(definition, orjson.dumps(bundle))
+        reason, answered = self.post(definition, orjson.dumps(bundle))
+        record = disclosure(owner, row.id, definition, events, answered) if events and answered is not None else None
+        shown = sorted({(event.type, event.id) for event in events if event.shown}) if record else []
         if reason:
-            return Outcome(False, reason=reason)
-        return Outcome(True, last=events[-1].number if events else None)
+            return Outcome(False, reason=reason, audit=record, shown=shown)
+        return Outcome(True, last=events[-1].number if events else None, audit=record, shown=shown)
 
     def events(self, connection: Connection, owner: Caller, row: Any, definition: Definition) -> list[Event]:
         """The next events to send, their focus checked against the owner's access as it stands now."""
@@ -233,11 +263,12 @@ class Deliverer:
             "subscription": row.id, "after": row.delivered, "count": definition.max_count}).all()
         return checked_events(Repository(connection, owner, self.services), found, definition.content)
 
-    def post(self, definition: Definition, body: bytes) -> str:
-        """Send a notification; '' when the endpoint took it (2xx), else why not."""
+    def post(self, definition: Definition, body: bytes) -> tuple[str, int | None]:
+        """Send a notification: '' when the endpoint took it (2xx), else why not; and the endpoint's HTTP
+        status (0 when no answer came, None when nothing was sent)."""
         refusal = self.settings.endpoints.refusal(definition.endpoint)
         if refusal:
-            return refusal
+            return refusal, None
         headers = {"Content-Type": "application/fhir+json"}
         for line in definition.headers:
             name, _, value = line.partition(":")
@@ -246,13 +277,17 @@ class Deliverer:
             answer = self.http.post(definition.endpoint, data=body, headers=headers, timeout=definition.timeout,
                                     allow_redirects=False)
         except requests.RequestException as exc:
-            return f"the endpoint could not be reached: {type(exc).__name__}: {str(exc)[:200]}"
+            return f"the endpoint could not be reached: {type(exc).__name__}: {str(exc)[:200]}", 0
         if 200 <= answer.status_code < 300:
-            return ""
-        return f"the endpoint answered {answer.status_code}"
+            return "", answer.status_code
+        return f"the endpoint answered {answer.status_code}", answer.status_code
 
     def settle(self, connection: Connection, row: Any, outcome: Outcome) -> None:
-        """Keep the attempt's outcome; a change of status is shown on the Subscription in the same transaction."""
+        """Keep the attempt's outcome and its audit record; a change of status is shown on the Subscription in
+        the same transaction."""
+        if outcome.audit is not None:
+            self.services.audit.keep(self.services.database, outcome.audit, connection,
+                                     focus_keys(connection, outcome.shown))
         now = now_us()
         definition = Definition.of(row.definition)
         if outcome.taken:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.events.conftest import World, subscription
+from tests.events.conftest import World, subscription, wait_until
 from tests.events.receiver import receiving
 from tests.security.world import objection
 
@@ -95,3 +95,25 @@ def test_endpoints_are_https_and_public_unless_allowed(tmp_path: Any) -> None:
     finally:
         app.extensions["sharedcare"].services.database.dispose()
         drop()  # type: ignore[operator]
+
+
+def test_each_notification_that_carried_events_is_audited_as_its_owner_s_access(world: World, worker: Any) -> None:
+    patient = world.patient()
+    with receiving() as receiver:
+        gp = world.subscribe("gp", subscription("care-plan-changed", receiver.url,
+                                                f"CarePlan?patient=Patient/{patient}"))
+        receiver.wait_for(lambda: receiver.of(gp, "handshake"))
+        plan = world.care_plan(patient)
+        receiver.wait_for(lambda: receiver.numbers(gp))
+
+    def notifications() -> list[dict[str, Any]]:
+        found = world.call("auditor", "GET", "AuditEvent", params={"patient": patient, "_count": "100"}).json()
+        return [entry["resource"] for entry in found.get("entry", [])
+                if any(e.get("what", {}).get("reference") == f"Subscription/{gp}" for e in entry["resource"]["entity"])]
+
+    [event] = wait_until(notifications, what="the notification's audit record")  # the handshake carried no event
+    assert event["subtype"][0]["code"] == "operation" and event["outcome"] == "0"
+    assert event["agent"][0]["who"]["identifier"]["value"] == world.clients["gp"].client_id
+    assert f"Patient/{patient}" in [e.get("what", {}).get("reference") for e in event["entity"]]
+    assert "notification of events 1-1 (id-only)" in event["outcomeDesc"]
+    assert plan not in str(event)  # the record names the person and the subscription, not what was sent
