@@ -24,13 +24,14 @@ from sqlalchemy import BigInteger, Connection, Integer, and_, bindparam, func, o
 
 from ..fhir.dates import now_us
 from ..fhir.outcome import FhirError
-from ..security.audit import MAX_QUERY, AuditRecord, printable
+from ..security.audit import AuditRecord
 from ..security.context import Caller
-from ..store.among import among
 from ..store.db import is_postgres, transaction
 from ..store.repository import Repository
-from ..store.schema import resources, subscription_events, subscriptions
+from ..store.schema import subscription_events, subscriptions
 from ..store.services import StoreServices
+from .disclosure import disclosure, focus_keys
+from .ending import retire_ended
 from .endpoints import EndpointPolicy
 from .fanout import id_chunks
 from .notifications import Event, notification_bundle, subscription_status
@@ -145,30 +146,6 @@ class DeliveryStatements:
                 heartbeat_due=bindparam("heartbeat_at", type_=BigInteger),
                 delivered=func.coalesce(bindparam("taken_to", type_=BigInteger), s.delivered)),
         )
-
-
-def disclosure(owner: Caller, subscription_id: str, definition: Definition, events: list[Event],
-               answered: int) -> AuditRecord:
-    """The audit record of a notification that carried events to its owner's endpoint: an access by the owner
-    like any of its requests (its patients: those of the focuses it showed)."""
-    first, last = events[0].number, events[-1].number
-    return AuditRecord(
-        client=owner.subject, interaction="operation", action="E", organization=owner.organization,
-        kind=owner.kind, request_id=f"notification-{subscription_id}-{first}", resource_type="Subscription",
-        resource_id=subscription_id, status=answered or 502,
-        detail=printable(f"notification of events {first}-{last} ({definition.content}) to "
-                         f"{definition.endpoint}")[:MAX_QUERY])
-
-
-def focus_keys(connection: Connection, focuses: list[tuple[str, str]]) -> list[int]:
-    """The keys of the resources a notification showed (for the patients of its audit record)."""
-    keys: list[int] = []
-    postgres = is_postgres(connection)
-    for resource_type in sorted({t for t, _ in focuses}):
-        ids = sorted(i for t, i in focuses if t == resource_type)
-        keys.extend(connection.execute(select(resources.c.pk).where(
-            resources.c.type == resource_type, among(resources.c.id, ids, postgres))).scalars())
-    return keys
 
 
 def due(now: Any) -> Any:
@@ -315,26 +292,11 @@ class Deliverer:
             next_attempt=now + int(self.settings.delay(attempts) * SECOND)))
 
     def retire_ended(self) -> int:
-        """Turn `off` the subscriptions past their end whose every event was delivered (a new version of each
-        says so); how many. Looks at most once every RETIRE_EVERY_S seconds."""
+        """Turn `off` the subscriptions that have ended (see `ending`), at most once every RETIRE_EVERY_S s."""
         if time.monotonic() - self.retired_at < RETIRE_EVERY_S:
             return 0
         self.retired_at = time.monotonic()
-        now = now_us()
-        s = subscriptions.c
-        retired = 0
-        with transaction(self.services.database, writing=True) as connection:
-            rows = connection.execute(with_count().where(s.status.in_(("requested", "active")))).all()
-            for row in rows:
-                ends = Definition.of(row.definition).ends_at()
-                if ends is None or ends > now or row.events > row.delivered:
-                    continue
-                ended = connection.execute(update(subscriptions).where(s.id == row.id, s.status == row.status)
-                                           .values(status="off", heartbeat_due=None))
-                if ended.rowcount:
-                    self.write_back(connection, row.id, "off", None)
-                    retired += 1
-        return retired
+        return retire_ended(self.services, self.write_back)
 
     def write_back(self, connection: Connection, subscription_id: str, status: str, error: str | None) -> None:
         """Show a status change on the Subscription resource (a new version, written by the worker)."""

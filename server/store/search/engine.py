@@ -178,7 +178,7 @@ class SearchEngine:
         for start in range(0, len(searches), SEARCHES_PER_STATEMENT):
             branches = []
             for index in range(start, min(start + SEARCHES_PER_STATEMENT, len(searches))):
-                query = self.parse((resource_type,), searches[index], strict=True)
+                query = self.parse((resource_type,), searches[index], strict=False)  # as `search` parses
                 branches.append(self.filtered(query, [], context, self.fold_composites(query))
                                 .with_only_columns(literal(index).label("search"), resources.c.id))
             statement = branches[0] if len(branches) == 1 else union_all(*branches)
