@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 
 from ..fhir.dates import now_us
 from ..store.among import among
 from ..store.db import is_postgres, transaction
 from ..store.schema import event_outbox, subscriptions
 from ..store.services import StoreServices
+from .fanout import FANOUT_LOCK
 from .subscriptions import Definition, with_count
+
+SETTLE_US = 5_000_000
+"""How long after its end a subscription stays on: an event is recorded when its write flushes, before the
+write commits, so a write that flushed before the end may still be committing after it."""
 
 
 def ended_subscriptions(connection: Connection, now: int, among_ids: list[str] | None = None) -> list[Any]:
@@ -25,7 +30,7 @@ def ended_subscriptions(connection: Connection, now: int, among_ids: list[str] |
     found = []
     for row in connection.execute(statement):
         ends = Definition.of(row.definition).ends_at()
-        if ends is None or ends > now or row.events > row.delivered:
+        if ends is None or ends + SETTLE_US > now or row.events > row.delivered:
             continue
         waiting = connection.execute(select(event_outbox.c.seq).where(
             event_outbox.c.topic == row.topic, event_outbox.c.recorded <= ends).limit(1)).first()
@@ -44,7 +49,9 @@ def retire_ended(services: StoreServices, write_back: Callable[[Connection, str,
         return 0
     retired = 0
     with transaction(database, writing=True) as connection:
-        for row in ended_subscriptions(connection, now_us(), ended):  # again, in the writing transaction
+        if is_postgres(connection):  # no fan-out numbers events meanwhile (it would for a subscription turned off)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FANOUT_LOCK})
+        for row in ended_subscriptions(connection, now_us(), ended):  # again, under the lock
             turned = connection.execute(update(subscriptions).where(
                 subscriptions.c.id == row.id, subscriptions.c.status == row.status)
                 .values(status="off", heartbeat_due=None))

@@ -122,7 +122,8 @@ def run(services: StoreServices, settings: DeliverySettings, base: str, stop: th
 def step(services: StoreServices, deliverer: Deliverer, waker: Waker, stop: threading.Event) -> None:
     """One round of the single-threaded loop: fan out, deliver a burst, else wait for work."""
     taken = fan_out(services, deliverer.owners)
-    busy = bool(taken) or deliverer.retire_ended() > 0
+    retired = deliverer.retire_ended()  # at most once a second, busy or not
+    busy = bool(taken) or retired > 0
     for _ in range(BURST):
         if stop.is_set() or not deliverer.deliver_one():
             break

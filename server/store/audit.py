@@ -15,7 +15,7 @@ from ..security.audit import AuditRecord
 from .among import among
 from .auditspool import AuditSpool, spool_folder
 from .bulk import driver_query, insert_rows
-from .db import Database, is_postgres
+from .db import Database, connection_lost, is_postgres
 from .schema import audit_events, audit_patients, audit_spools, idx_reference, resources
 
 COLUMNS = ("recorded", "request_id", "client", "organization", "kind", "interaction", "action", "status",
@@ -75,8 +75,14 @@ class AuditTrail:
             if connection is not None:
                 self.write(connection, record, pks or [])
                 return
-            with database.writer.begin() as own:
-                self.write(own, record, pks or [])
+            for attempt in range(2):  # pooled connections are not pinged: one the database dropped fails first
+                try:
+                    with database.writer.begin() as own:
+                        self.write(own, record, pks or [])
+                    return
+                except Exception as exc:
+                    if attempt or not connection_lost(exc):
+                        raise
             return
         patients = set(record.patients)
         if pks and connection is not None:

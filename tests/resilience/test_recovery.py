@@ -118,12 +118,25 @@ def test_reads_searches_and_writes_come_through_terminated_connections(server: R
     with session_for(server.base, server.client) as http:  # and afterwards, everything answers
         assert http.get(f"{server.base}/Patient/{first['id']}", timeout=30).status_code == 200
         assert http.post(f"{server.base}/Patient", json=patient(), timeout=30).status_code == 201
-    for _ in range(3):  # pooled connections are not pinged when taken: what meets a dead one recovers itself
-        assert terminate_server_connections(admin) > 0
-        with session_for(server.base, server.client) as http:  # a token first, then a write and a read
-            assert http.post(f"{server.base}/Patient", json=patient(), timeout=30).status_code == 201
-            assert http.get(f"{server.base}/Patient/{first['id']}", timeout=30).status_code == 200
+    with session_for(server.base, server.client) as http:
+        for _ in range(4):  # pooled connections are not pinged when taken: what meets a dead one recovers itself
+            assert terminate_server_connections(admin) > 0
+            refused = unique("refused")  # its audit record is the first thing the serving process writes
+            assert http.get(f"{server.base}/NoSuchType/1", headers={"X-Request-ID": refused},
+                            timeout=30).status_code == 404
+            assert audited(admin, refused)
+        for _ in range(3):
+            assert terminate_server_connections(admin) > 0
+            with session_for(server.base, server.client) as fresh:  # a token first, then a write and a read
+                assert fresh.post(f"{server.base}/Patient", json=patient(), timeout=30).status_code == 201
+                assert fresh.get(f"{server.base}/Patient/{first['id']}", timeout=30).status_code == 200
     assert server.alive()
+
+
+def audited(admin: Engine, request_id: str) -> bool:
+    with admin.connect() as connection:
+        return connection.execute(text("SELECT 1 FROM audit_events WHERE request_id = :r"),
+                                  {"r": request_id}).first() is not None
 
 
 def test_a_write_whose_commit_loses_its_connection_answers_that_its_outcome_is_unknown(
