@@ -36,7 +36,7 @@ from .endpoints import EndpointPolicy
 from .fanout import id_chunks
 from .notifications import Event, notification_bundle, subscription_status
 from .owners import OwnerCache
-from .subscriptions import WORKER, Definition, with_count
+from .subscriptions import WORKER, Definition, pending, with_count
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000
@@ -153,13 +153,6 @@ def due(now: Any) -> Any:
     return and_(s.next_attempt <= now, or_(
         s.status == "requested",
         and_(s.status == "active", or_(pending(), and_(s.heartbeat_due.is_not(None), s.heartbeat_due <= now)))))
-
-
-def pending() -> Any:
-    """Whether a subscription has numbered events after the last its endpoint took."""
-    e = subscription_events.c
-    return select(e.number).where(e.subscription == subscriptions.c.id,
-                                  e.number > subscriptions.c.delivered).exists()
 
 
 class Deliverer:

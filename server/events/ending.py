@@ -13,7 +13,7 @@ from ..store.db import is_postgres, transaction
 from ..store.schema import event_outbox, subscriptions
 from ..store.services import StoreServices
 from .fanout import FANOUT_LOCK
-from .subscriptions import Definition, with_count
+from .subscriptions import Definition, has_end, pending
 
 SETTLE_US = 5_000_000
 """How long after its end a subscription stays on: an event is recorded when its write flushes, before the
@@ -24,13 +24,14 @@ def ended_subscriptions(connection: Connection, now: int, among_ids: list[str] |
     """Requested or active subscriptions past their end with every event delivered and none of their topic
     recorded before the end still waiting in the outbox (to be numbered for them)."""
     s = subscriptions.c
-    statement = with_count().where(s.status.in_(("requested", "active")))
+    statement = select(s.id, s.topic, s.status, s.definition).where(
+        s.status.in_(("requested", "active")), has_end(), ~pending())
     if among_ids is not None:
         statement = statement.where(among(s.id, among_ids, is_postgres(connection)))
     found = []
     for row in connection.execute(statement):
         ends = Definition.of(row.definition).ends_at()
-        if ends is None or ends + SETTLE_US > now or row.events > row.delivered:
+        if ends is None or ends + SETTLE_US > now:
             continue
         waiting = connection.execute(select(event_outbox.c.seq).where(
             event_outbox.c.topic == row.topic, event_outbox.c.recorded <= ends).limit(1)).first()

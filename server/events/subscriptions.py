@@ -68,6 +68,18 @@ def event_count(subscription_id: Any) -> Any:
             .scalar_subquery())
 
 
+def pending() -> Any:
+    """Whether a subscription has numbered events after the last its endpoint took."""
+    e = subscription_events.c
+    return select(e.number).where(e.subscription == subscriptions.c.id,
+                                  e.number > subscriptions.c.delivered).exists()
+
+
+def has_end() -> Any:
+    """Whether a subscription's definition holds an `end` (`Definition.text` writes `"end": null` otherwise)."""
+    return subscriptions.c.definition.not_like('%"end": null%')
+
+
 def with_count() -> Any:
     """SELECT of subscriptions rows with their `events` (event_count) beside them."""
     return select(subscriptions, event_count(subscriptions.c.id).label("events"))

@@ -75,14 +75,7 @@ class AuditTrail:
             if connection is not None:
                 self.write(connection, record, pks or [])
                 return
-            for attempt in range(2):  # pooled connections are not pinged: one the database dropped fails first
-                try:
-                    with database.writer.begin() as own:
-                        self.write(own, record, pks or [])
-                    return
-                except Exception as exc:
-                    if attempt or not connection_lost(exc):
-                        raise
+            self.write_own(database, record, pks or [])
             return
         patients = set(record.patients)
         if pks and connection is not None:
@@ -90,6 +83,18 @@ class AuditTrail:
         entry = {name: getattr(record, name) for name in COLUMNS}
         entry["patients"] = sorted(patients)
         self.spool.append(orjson.dumps(entry) + b"\n")
+
+    def write_own(self, database: Database, record: AuditRecord, pks: list[int]) -> None:
+        """Store a record in a transaction of its own; once more when the pooled connection it took was one the
+        database dropped (pooled connections are not pinged when taken)."""
+        for attempt in range(2):
+            try:
+                with database.writer.begin() as own:
+                    self.write(own, record, pks)
+                return
+            except Exception as exc:
+                if attempt or not connection_lost(exc):
+                    raise
 
     def ship_outstanding(self) -> None:
         """Put every spooled record, of any process, into the trail (before the trail is read)."""
