@@ -725,7 +725,7 @@ class Repository:
         for name, rows in pending.index.items():
             insert_rows(self.connection, INDEX_TABLES[name].name, COLUMNS[name], rows)
         if holding is not None:
-            self.services.holdings.after_flush(self, holding)
+            self.services.holdings.after_flush(self, holding, pending)
 
     def write_creates(self, pending: PendingRows) -> None:
         """Allocate keys for queued creates and turn them into resource, version and index rows."""

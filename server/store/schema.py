@@ -281,7 +281,7 @@ audit_spools = Table(
 # The people each organisation holds, kept as rows so a caller's reach is one join: a holder is an access
 # policy's kind and an organisation (`gp|https://fhir.nhs.uk/Id/ods-organization-code|A81001`). Written by
 # `store/search/holdings.py` only: a holder's rows are made when a caller of it first needs them, and kept
-# up to date by every write in the same transaction.
+# up to date by every write in the same transaction. Its row `objections` marks the kept objections as made.
 
 reach_holders = Table(
     "reach_holders",
@@ -295,6 +295,18 @@ reach_people = Table(
     metadata,
     Column("holder", Text, primary_key=True),
     Column("patient", Text, primary_key=True, comment="a Patient id the holder holds"),
+)
+
+# The standing objections to sharing, kept as rows so a caller's objection test is one probe per person: a
+# row for each Patient an objection Consent names. Made whole when a caller that honours objections first
+# needs them (its marker is the `reach_holders` row `objections`), kept by every write of a Consent.
+
+reach_objections = Table(
+    "reach_objections",
+    metadata,
+    Column("patient", Text, primary_key=True, comment="a Patient id with a standing objection"),
+    Column("consent_pk", BigInteger, primary_key=True, comment="the objection Consent's resources.pk"),
+    Index("ix_reach_objections_consent", "consent_pk"),
 )
 
 # Notifications (server/events/): the transactional outbox a write fills in its own transaction, the

@@ -115,10 +115,13 @@ class StoreServices:
             self.statistics.committed(repository.versions_written)
 
     def prepare(self, caller: Caller) -> None:
-        """Make the kept rows of the people the caller's organisation holds, if no process has yet today."""
+        """Make the kept rows of the people the caller's organisation holds (if no process has yet today) and, for a
+        caller that honours objections, the kept objections (if no process has)."""
         reach = self.reach.reach(caller)
         if reach is not None:
             self.holdings.ensure(reach.policy, caller.organization, reach.today)
+            if reach.honour_objection:
+                self.holdings.ensure_objections()
 
 
 def patient_compartment() -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.security.world import NHS
+from tests.security.world import NHS, objection
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
@@ -107,3 +107,67 @@ def test_holders_rows_are_made_again_when_a_reindex_changes_what_searches_find(s
     with engine.connect() as connection:
         after = sorted(connection.execute(text("SELECT holder, patient FROM reach_people")).all())
     assert after == before
+
+
+def kept_objections(server) -> list[tuple[str, int]]:
+    with server.app.extensions["sharedcare"].services.database.writer.connect() as connection:
+        return sorted(connection.execute(text("SELECT patient, consent_pk FROM reach_objections")).all())
+
+
+def evaluated_objections(server) -> list[tuple[str, int]]:
+    services = server.app.extensions["sharedcare"].services
+    with services.database.writer.connect() as connection:
+        return sorted(connection.execute(services.holdings.builder.objections()).all())
+
+
+def assert_objections(server, people: list[str]) -> None:
+    """The kept rows name these people, and are what evaluating every Consent gives."""
+    kept = kept_objections(server)
+    assert [patient for patient, _ in kept] == people
+    assert kept == evaluated_objections(server)
+
+
+def test_objections_are_kept_as_rows_through_every_write_of_a_consent(server) -> None:
+    """An objection made, withdrawn, made again, moved to another person, recorded by the person's own practice
+    and deleted: each write changes who is hidden at once, and the kept rows are always what evaluating every
+    Consent gives."""
+    assert server.call("council", "GET", "Patient/pa").status_code == 200  # the objection rows are made now
+    recorded_elsewhere = {**objection("x", "B82002"), "patient": {"reference": "Patient/pa"}}
+    assert server.call("integration", "PUT", "Consent/objection-x", json=recorded_elsewhere).status_code == 201
+    assert server.call("council", "GET", "Patient/pa").status_code == 404
+    assert server.call("gp", "GET", "Patient/pa").status_code == 404  # recorded by another practice
+    assert_objections(server, ["pa"])
+
+    withdrawn = {**recorded_elsewhere, "status": "inactive"}
+    assert server.call("integration", "PUT", "Consent/objection-x", json=withdrawn).status_code == 200
+    assert server.call("council", "GET", "Patient/pa").status_code == 200
+    assert_objections(server, [])
+
+    assert server.call("integration", "PUT", "Consent/objection-x", json=recorded_elsewhere).status_code == 200
+    moved = {**recorded_elsewhere, "patient": {"reference": "Patient/pb"}}
+    assert server.call("integration", "PUT", "Consent/objection-x", json=moved).status_code == 200
+    assert server.call("council", "GET", "Patient/pa").status_code == 200
+    assert_objections(server, ["pb"])
+
+    own_practice = {**recorded_elsewhere, "organization": [{"reference": "Organization/org-A81001"}]}
+    assert server.call("integration", "PUT", "Consent/objection-x", json=own_practice).status_code == 200
+    assert server.call("gp", "GET", "Patient/pa").status_code == 200  # the practice that recorded it
+    assert server.call("council", "GET", "Patient/pa").status_code == 404
+    assert server.call("integration", "DELETE", "Consent/objection-x").status_code in (200, 204)
+    assert server.call("council", "GET", "Patient/pa").status_code == 200
+    assert_objections(server, [])
+
+
+def test_objection_rows_are_made_whole_when_a_process_first_needs_them(server) -> None:
+    """A database whose objection rows were never made (one migrated from before them, or wiped) gets them
+    from its Consents before the first caller that honours objections is answered."""
+    assert server.call("integration", "PUT", "Consent/objection-a", json=objection("a", "B82002")).status_code == 201
+    services = server.app.extensions["sharedcare"].services
+    with services.database.writer.begin() as connection:
+        connection.execute(text("DELETE FROM reach_objections"))
+        connection.execute(text("DELETE FROM reach_holders WHERE holder = 'objections'"))
+    services.holdings.ready.clear()  # as a process starting on that database
+    assert server.call("council", "GET", "Patient/pa").status_code == 404
+    assert_objections(server, ["pa"])
+    assert server.call("integration", "DELETE", "Consent/objection-a").status_code in (200, 204)
+    assert server.call("council", "GET", "Patient/pa").status_code == 200

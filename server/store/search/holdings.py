@@ -6,7 +6,9 @@ kept as rows they cost one index probe per candidate. A holder (a kind and an or
 the first time one of its callers needs them (and again each day when a relationship names a date), and
 every write keeps them true in its own transaction: the people named by a written resource of a type a
 relationship searches are evaluated again, and a change to a type a relationship reaches through (an
-Organization's identifier or parent) evaluates the holders of that kind whole.
+Organization's identifier or parent) evaluates the holders of that kind whole. The standing objections to
+sharing are kept the same way (`reach_objections`, a row per objecting person and Consent): made whole
+when a caller that honours objections first needs them, kept by every write of a Consent.
 
 Concurrency on PostgreSQL: making a holder's rows takes an exclusive advisory lock that writers share
 while they keep rows, so a new holder's rows include every committed write and every later write sees
@@ -27,7 +29,7 @@ from ...fhir.outcome import FhirError, Issue
 from ...security.policy import AccessPolicy, organization_token
 from ..among import among
 from ..db import Database, advisory_locks, is_postgres, transaction
-from ..schema import idx_reference, reach_holders, reach_people, resources
+from ..schema import idx_reference, reach_holders, reach_objections, reach_people, resources
 from . import predicates
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 HOLDERS_LOCK = 0x5EAC4_0001
 """Advisory lock: exclusive while a holder's rows are made whole, shared by writers keeping rows."""
+OBJECTIONS = "objections"
+"""The `reach_holders` row that marks the objection rows as made."""
 
 
 def holder_key(policy: AccessPolicy, organization: str | None) -> str:
@@ -80,6 +84,7 @@ class HoldingChange:
 
     people: dict[str, set[str]] = field(default_factory=dict)
     whole: set[str] = field(default_factory=set)
+    consents: bool = False  # a Consent was written: its objection rows are made again
 
 
 @dataclass
@@ -116,6 +121,33 @@ class Holdings:
                 connection.execute(reach_holders.insert().values(holder=holder, day=day))
         self.ready.add((holder, day))
 
+    def ensure_objections(self) -> None:
+        """Make the objection rows if no process has."""
+        if (OBJECTIONS, "") in self.ready:
+            return
+        with self.guard, transaction(self.database, writing=True) as connection:
+            advisory_locks(connection, [HOLDERS_LOCK])
+            made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == OBJECTIONS))
+            if made.scalar() is None:
+                self.evaluate_objections(connection, None)
+                connection.execute(reach_holders.insert().values(holder=OBJECTIONS,
+                                                                 day=datetime.now(UTC).date().isoformat()))
+        self.ready.add((OBJECTIONS, ""))
+
+    def evaluate_objections(self, connection: Connection, consent_pks: list[int] | None) -> None:
+        """Make the objection rows again, of some Consents or (None) of all."""
+        kept = reach_objections.c
+        cleared = delete(reach_objections)
+        found = self.builder.objections()
+        if consent_pks is not None:
+            postgres = is_postgres(connection)
+            cleared = cleared.where(among(kept.consent_pk, consent_pks, postgres))
+            found = found.where(among(idx_reference.c.pk, consent_pks, postgres))
+        connection.execute(cleared)
+        dialect = postgresql if is_postgres(connection) else sqlite
+        connection.execute(dialect.insert(reach_objections).from_select(["patient", "consent_pk"], found)
+                           .on_conflict_do_nothing())
+
     def evaluate(self, connection: Connection, policy: AccessPolicy, organization: str | None, today: datetime,
                  people: list[str] | None) -> None:
         """Evaluate a holder's relationships again, for some people or (None) for everyone."""
@@ -136,24 +168,26 @@ class Holdings:
                            .on_conflict_do_nothing())
 
     def evaluate_all(self, connection: Connection) -> None:
-        """Make every holder's rows whole again (after a reindex changed what the searches find)."""
+        """Make every holder's rows and the objection rows whole again (after a reindex changed what the
+        searches find)."""
         advisory_locks(connection, [HOLDERS_LOCK])
         today = datetime.now(UTC)
         for holder in connection.execute(select(reach_holders.c.holder)).scalars():
             kind, _, organization = holder.partition("|")
             if kind in self.kinds:
                 self.evaluate(connection, self.builder.book.policy(kind), organization, today, None)
+        self.evaluate_objections(connection, None)
 
     # ------------------------------------------------------------ keeping rows
 
     def before_flush(self, repo: Repository, pending: PendingRows) -> HoldingChange | None:
         """What a flush changes for the holders, read before the old index rows go (None: nothing)."""
         written = {create.type for create in pending.creates} | {row[2] for row in pending.versions}
+        change = HoldingChange(consents="Consent" in written)
         if not written & self.trigger_types:
-            return None
+            return change if change.consents else None
         holders = self.holders(repo)
         present = {holder.partition("|")[0] for holder in holders}
-        change = HoldingChange()
         stale = set(pending.stale)
         for kind in present & set(self.kinds):
             triggers = self.kinds[kind]
@@ -176,11 +210,15 @@ class Holdings:
                     among(ref.pk, earlier, repo.postgres), ref.ttype == "Patient")).scalars())
             if people:
                 change.people[kind] = people
-        return change if (change.people or change.whole) else None
+        return change if (change.people or change.whole or change.consents) else None
 
-    def after_flush(self, repo: Repository, change: HoldingChange) -> None:
-        """Evaluate the changed people (or whole holders) again, now the flush's index rows are in."""
+    def after_flush(self, repo: Repository, change: HoldingChange, pending: PendingRows) -> None:
+        """Evaluate the changed people (or whole holders) and the written Consents' objections again, now the
+        flush's index rows are in."""
         connection = repo.connection
+        if change.consents:
+            self.holders(repo)  # under the shared lock, so objection rows are never made whole meanwhile
+            self.evaluate_objections(connection, [row[0] for row in pending.versions if row[2] == "Consent"])
         if change.whole:
             advisory_locks(connection, [HOLDERS_LOCK])
         people = sorted(set().union(*change.people.values())) if change.people else []

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, n
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import OWNED_TYPES, AccessPolicy, PolicyBook, organization_token
-from ..schema import idx_compartment, idx_reference, reach_people, resources, subscriptions
+from ..schema import idx_compartment, idx_reference, reach_objections, reach_people, resources, subscriptions
 from . import predicates
 from .holdings import held_clause, holder_key
 from .parse import QueryParser
@@ -68,20 +68,23 @@ class Reach:
         if not self.policy.whole_record:
             statement = statement.where(self.holds_patient(row))
         if self.honour_objection:
-            statement = statement.where(row.c.id.not_in(self.objectors()))
+            statement = statement.where(not_(self.objecting_person(row.c.id)))
         return statement
 
     def objecting_person(self, person: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the person whose Patient id is `person` (a column or a value) objects so as to be hidden
-        from this caller (tested from that person's references)."""
+        from this caller: a kept objection row of theirs whose Consent this organisation did not record."""
         if not self.honour_objection:
             return false()
-        return self.builder.objectors(self.caller.organization, person).exists()
+        kept = reach_objections.alias("objection")
+        return (select(kept.c.consent_pk)
+                .where(kept.c.patient == person, not_(self.recorded_here(kept.c.consent_pk))).exists())
 
-    def objectors(self) -> Select:
-        if "objectors" not in self.named:
-            self.named["objectors"] = self.builder.objectors(self.caller.organization).cte("reach_objectors")
-        return select(self.named["objectors"].c.id)
+    def recorded_here(self, consent_pk: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether the Consent `consent_pk` names the caller's organisation (tested per objection row)."""
+        recorded = self.builder.matching("Consent", [("organization:Organization.identifier",
+                                                      organization_token(self.caller.organization))])
+        return recorded.where(recorded.selected_columns[0] == consent_pk).exists()
 
     @property
     def may_break_glass(self) -> bool:
@@ -220,14 +223,16 @@ class Reach:
 
     def objecting(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool]:
         """The row belongs to a person whose objection to sharing hides them from this caller."""
-        hidden = self.objectors()
         members = [t for t in self.candidate_types(types) if t in self.builder.compartment and t != "Patient"]
         branches = []
         if "Patient" in self.candidate_types(types):
-            branches.append(and_(row.c.type == "Patient", row.c.id.in_(hidden)))
-        if members:  # tested per row (its few compartment rows), never as the objectors' whole records
+            branches.append(and_(row.c.type == "Patient", self.objecting_person(row.c.id)))
+        if members:  # tested per row (its few compartment rows against the kept objections)
             member = idx_compartment.alias("objected")
-            linked = select(member.c.pk).where(member.c.pk == row.c.pk, member.c.patient.in_(hidden))
+            kept = reach_objections.alias("objection")
+            linked = (select(member.c.pk)
+                      .select_from(member.join(kept, kept.c.patient == member.c.patient))
+                      .where(member.c.pk == row.c.pk, not_(self.recorded_here(kept.c.consent_pk))))
             branches.append(and_(type_in(row, members), linked.exists()))
         return or_(*branches) if branches else false()
 
@@ -304,17 +309,13 @@ class ReachBuilder:
         return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
                                          *(predicates.build(c, source, self.context) for c in criteria))
 
-    def objectors(self, organization: str | None, person: Any = None) -> Select:
-        """Patient ids with a standing objection, except where this organisation recorded it (only `person`'s,
-        when given: then the statement starts from that person's references)."""
+    def objections(self) -> Select:
+        """(Patient id, Consent pk) of every standing objection: the rows `reach_objections` keeps."""
         consent = self.registry.get("Consent", "patient")
-        recorded_here = self.matching("Consent", [("organization:Organization.identifier",
-                                                   organization_token(organization))])
-        objections = self.matching("Consent", OBJECTION)
         ref = idx_reference.c
-        statement = select(ref.tid.label("id")).where(ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
-                                                  ref.pk.in_(objections), ref.pk.not_in(recorded_here))
-        return statement if person is None else statement.where(ref.tid == person)
+        return select(ref.tid, ref.pk).distinct().where(
+            ref.sp == consent.key, ref.ttype == "Patient",  # type: ignore[union-attr]
+            ref.pk.in_(self.matching("Consent", OBJECTION)))
 
 
 @dataclass(frozen=True)
