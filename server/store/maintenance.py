@@ -27,6 +27,22 @@ def analyze(database: Database) -> None:
         connection.exec_driver_sql("PRAGMA optimize")
 
 
+def analyze_table(database: Database, table: str) -> None:
+    """ANALYZE one table at once on PostgreSQL, after rows made in bulk outside the writes the statistics keeper
+    counts (a holder's kept rows): the planner then sizes joins through them rightly. Never raises: the rows
+    are committed and serve whatever the planner believes; an error is logged."""
+    if database.writer.dialect.name != "postgresql":
+        return
+    try:
+        with database.reader.connect() as connection:
+            connection.exec_driver_sql(f"SET lock_timeout = '{UPKEEP_LOCK_WAIT}'")
+            connection.exec_driver_sql(f'ANALYZE "{table}"')
+            connection.exec_driver_sql("RESET lock_timeout")
+    except Exception as exc:
+        log.warning("ANALYZE %s failed, left to the statistics upkeep: %s", table,
+                    str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
+
+
 #: tables of ours that hold more than twice the rows the planner believes (plus a floor) - a geometric
 #: schedule, so a table growing from empty is analyzed a handful of times, not continually. (Row counts,
 #: not n_mod_since_analyze: an ANALYZE of chosen columns updates the counts but not that counter.)

@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+from tests.conftest import backend
 from tests.security.world import NHS, objection
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -171,3 +173,22 @@ def test_objection_rows_are_made_whole_when_a_process_first_needs_them(server) -
     assert_objections(server, ["pa"])
     assert server.call("integration", "DELETE", "Consent/objection-a").status_code in (200, 204)
     assert server.call("council", "GET", "Patient/pa").status_code == 200
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="PostgreSQL's planner statistics")
+def test_a_holders_rows_made_whole_are_analyzed_at_once(server) -> None:
+    """A holder's rows arrive at once (thousands, for a practice): the planner learns of them straight away,
+    not when the statistics upkeep next finds the table doubled, since every gp statement joins through them."""
+    services = server.app.extensions["sharedcare"].services
+
+    def analyzed() -> int:
+        with services.database.writer.connect() as connection:
+            return connection.execute(text("SELECT analyze_count FROM pg_stat_user_tables "
+                                            "WHERE relname = 'reach_people'")).scalar_one()
+
+    before = analyzed()
+    with services.database.writer.begin() as connection:
+        connection.execute(text("DELETE FROM reach_holders WHERE holder LIKE 'gp|%'"))
+    services.holdings.ready.clear()  # as a process meeting a holder not made yet
+    assert server.call("gp", "GET", "Patient/pa").status_code == 200
+    assert analyzed() == before + 1

@@ -70,9 +70,11 @@ class SearchContext:
     repo: Repository | None = None
     reach: Reach | None = None
 
-    def reached(self, row: FromClause, types: tuple[str, ...] | None = None) -> ColumnElement[bool] | None:
-        """The caller's reach over a resources row (None when the caller reaches everything)."""
-        return None if self.reach is None else self.reach.clause(row, types)
+    def reached(self, row: FromClause, types: tuple[str, ...] | None = None,
+                counting: bool = False) -> ColumnElement[bool] | None:
+        """The caller's reach over a resources row (None when the caller reaches everything); `counting`: for a
+        statement that reads every match (see `Reach.clause`)."""
+        return None if self.reach is None else self.reach.clause(row, types, counting=counting)
 
     @property
     def postgres(self) -> bool:
@@ -236,11 +238,11 @@ class SearchEngine:
     # --------------------------------------------------------------------- SQL
 
     def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None,
-                 criteria: list[Criterion] | None = None) -> Select:
+                 criteria: list[Criterion] | None = None, counting: bool = False) -> Select:
         types = query.resource_types
         chosen = query.criteria if criteria is None else criteria
         clauses = list(extra)
-        reached = (context or self.context).reached(resources, types)
+        reached = (context or self.context).reached(resources, types, counting)
         if reached is not None:
             clauses.append(reached)
         if not any(predicates.confines(c) for c in chosen):
@@ -254,7 +256,7 @@ class SearchEngine:
         context = context or self.context
         criteria = self.fold_composites(query)
         if query.summary == "count" or query.count == 0 or query.total in ("accurate", "estimate"):
-            counted = self.filtered(query, extra, context, criteria)
+            counted = self.filtered(query, extra, context, criteria, counting=True)
             total = self.count(repo, counted) if query.total != "estimate" else self.estimate(repo, counted)
             if query.summary == "count" or query.count == 0:
                 return SearchResult(query, [], [], total)

@@ -29,6 +29,7 @@ from ...fhir.outcome import FhirError, Issue
 from ...security.policy import AccessPolicy, organization_token
 from ..among import among
 from ..db import Database, advisory_locks, is_postgres, transaction
+from ..maintenance import analyze_table
 from ..schema import idx_reference, reach_holders, reach_objections, reach_people, resources
 from . import predicates
 
@@ -115,10 +116,13 @@ class Holdings:
         with self.guard, transaction(self.database, writing=True) as connection:
             advisory_locks(connection, [HOLDERS_LOCK])
             made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == holder)).scalar()
-            if made is None or (self.kinds[policy.kind].dated and made < day):
+            whole = made is None or (self.kinds[policy.kind].dated and made < day)
+            if whole:
                 self.evaluate(connection, policy, organization, today, None)
                 connection.execute(delete(reach_holders).where(reach_holders.c.holder == holder))
                 connection.execute(reach_holders.insert().values(holder=holder, day=day))
+        if whole:  # a holder's rows arrive at once: statistics of the table before them misguide every plan
+            analyze_table(self.database, reach_people.name)
         self.ready.add((holder, day))
 
     def ensure_objections(self) -> None:
@@ -128,10 +132,13 @@ class Holdings:
         with self.guard, transaction(self.database, writing=True) as connection:
             advisory_locks(connection, [HOLDERS_LOCK])
             made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == OBJECTIONS))
-            if made.scalar() is None:
+            whole = made.scalar() is None
+            if whole:
                 self.evaluate_objections(connection, None)
                 connection.execute(reach_holders.insert().values(holder=OBJECTIONS,
                                                                  day=datetime.now(UTC).date().isoformat()))
+        if whole:
+            analyze_table(self.database, reach_objections.name)
         self.ready.add((OBJECTIONS, ""))
 
     def evaluate_objections(self, connection: Connection, consent_pks: list[int] | None) -> None:
@@ -276,7 +283,11 @@ def holds_patient(builder: ReachBuilder, policy: AccessPolicy, organization: str
     return or_(*tests) if tests else false()
 
 
-def held_clause(holder: str, patient_id: Any) -> ColumnElement[bool]:
-    """Whether the holder's rows name a person (a column or a value)."""
+def held_clause(holder: str, patient_id: Any, counting: bool = False) -> ColumnElement[bool]:
+    """Whether the holder's rows name a person (a column or a value); tested row by row unless `counting`
+    (see `Reach.clause`)."""
+    from .reach import probed
+
     kept = reach_people.alias("held")
-    return select(kept.c.patient).where(kept.c.holder == holder, kept.c.patient == patient_id).exists()
+    found = select(kept.c.patient).where(kept.c.holder == holder, kept.c.patient == patient_id)
+    return found.exists() if counting else probed(found)

@@ -107,22 +107,24 @@ class Reach:
         return sorted({s.type for s in self.caller.scopes.scopes if s.constraints})
 
     def clause(self, row: FromClause, types: tuple[str, ...] | None = None, *,
-               reading: bool = True) -> ColumnElement[bool] | None:
+               reading: bool = True, counting: bool = False) -> ColumnElement[bool] | None:
         """Whether the row is a resource this caller reaches; `types` narrows it when the row's type is known.
         For writes (`reading` False) the read scopes do not count: what a write may touch is the policy's reach
-        and objections; its own letters are checked per type before it."""
+        and objections; its own letters are checked per type before it. A statement that reads every match (a
+        count: `counting`) may have the holder's people joined whole; any other tests them row by row."""
         if self.unrestricted or (not reading and self.policy.whole_record and not self.honour_objection):
             return None
         if row is resources:  # the common case: built once per reach, reused by every statement
-            key = (types, reading, self.honour_objection)
+            key = (types, reading, counting, self.honour_objection)
             found = self.clauses.get(key)
             if found is None:
-                found = self.clauses[key] = self.build(row, types, reading)
+                found = self.clauses[key] = self.build(row, types, reading, counting)
             return found
-        return self.build(row, types, reading)
+        return self.build(row, types, reading, counting)
 
-    def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool) -> ColumnElement[bool]:
-        parts = [self.held(row, types, reading)]
+    def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool,
+              counting: bool = False) -> ColumnElement[bool]:
+        parts = [self.held(row, types, reading, counting)]
         scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
             parts.append(scope_types)
@@ -137,10 +139,12 @@ class Reach:
         supported = self.builder.registry.types.supported
         return [t for t in (sorted(types) if types else sorted(supported)) if t != "AuditEvent"]
 
-    def held(self, row: FromClause, types: tuple[str, ...] | None, reading: bool = True) -> ColumnElement[bool]:
+    def held(self, row: FromClause, types: tuple[str, ...] | None, reading: bool = True,
+             counting: bool = False) -> ColumnElement[bool]:
         """The policy's half: the records of the people the organisation holds, and the shared types. Each
         candidate is tested on its own (its patient, found through its compartment references, must be in the
-        holder's kept rows), so a read costs two index probes however many people the organisation holds."""
+        holder's kept rows), so a read costs two index probes however many people the organisation holds; a
+        count (`counting`) lets the database join the holder's people whole instead when that is cheaper."""
         policy = self.policy
         compartment = self.builder.compartment
         if policy.whole_record:
@@ -151,7 +155,7 @@ class Reach:
         shared_types = [t for t in self.candidate_types(types) if t not in compartment and shared(t)]
         branches: list[ColumnElement[bool]] = []
         if "Patient" in record_types:
-            branches.append(and_(row.c.type == "Patient", self.holds_patient(row)))
+            branches.append(and_(row.c.type == "Patient", self.holds_patient(row, counting)))
         members = [t for t in record_types if t != "Patient"]
         if members and self.policy.patients:
             member = idx_compartment.alias("member_of")
@@ -160,7 +164,7 @@ class Reach:
                       .select_from(member.join(kept, and_(kept.c.holder == self.holder,
                                                           kept.c.patient == member.c.patient)))
                       .where(member.c.pk == row.c.pk))
-            branches.append(and_(type_in(row, members), linked.exists()))
+            branches.append(and_(type_in(row, members), linked.exists() if counting else probed(linked)))
         if shared_types:
             branches.append(type_in(row, shared_types))
         if OWNED_TYPES & set(self.candidate_types(types)):
@@ -178,11 +182,11 @@ class Reach:
         """The name of the rows of the people this caller's organisation holds (`holdings.py`)."""
         return holder_key(self.policy, self.caller.organization)
 
-    def holds_patient(self, patient: FromClause) -> ColumnElement[bool]:
+    def holds_patient(self, patient: FromClause, counting: bool = False) -> ColumnElement[bool]:
         """Whether a Patient row is one of the people the organisation holds (its kept rows)."""
         if not self.policy.patients:
             return false()
-        return held_clause(self.holder, patient.c.id)
+        return held_clause(self.holder, patient.c.id, counting)
 
     def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
         """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
@@ -235,6 +239,14 @@ class Reach:
                       .where(member.c.pk == row.c.pk, not_(self.recorded_here(kept.c.consent_pk))))
             branches.append(and_(type_in(row, members), linked.exists()))
         return or_(*branches) if branches else false()
+
+
+def probed(statement: Select) -> ColumnElement[bool]:
+    """Whether a statement correlated with a row finds anything, tested row by row: written as a scalar
+    subquery (first row or NULL), never as EXISTS, which PostgreSQL may turn into a join that first gathers
+    every row the statement could find for any row (an organisation's whole compartment, hashed, before a
+    page ordered by an index could stop after its first rows)."""
+    return statement.limit(1).scalar_subquery().is_not(None)
 
 
 def type_in(row: FromClause, types: list[str]) -> ColumnElement[bool]:
