@@ -306,8 +306,9 @@ class Repository:
         self.note_read(resource_type, resource_id, body)
         return StoredResource(resource_type, resource_id, version, updated, bool(deleted), body)
 
-    def fetch_many(self, pks: list[int]) -> dict[int, StoredResource]:
-        """Current versions of resources by primary key (deleted ones left out)."""
+    def fetch_many(self, pks: list[int], types: tuple[str, ...] | None = None) -> dict[int, StoredResource]:
+        """Current versions of resources by primary key (deleted ones left out; `types`, when the keys are known
+        to be of those types, narrows the reach's check to them)."""
         self.flush()
         found: dict[int, StoredResource] = {}
         for start in range(0, len(pks), 500):
@@ -317,7 +318,7 @@ class Repository:
                        resources.c.updated, resource_versions.c.body)
                 .join(resource_versions, and_(resource_versions.c.pk == resources.c.pk,
                                               resource_versions.c.version == resources.c.version))
-                .where(among(resources.c.pk, chunk, self.postgres), resources.c.deleted.is_(False))
+                .where(among(resources.c.pk, chunk, self.postgres), resources.c.deleted.is_(False)), types
             ))
             for row in rows:
                 found[row.pk] = StoredResource(row.type, row.id, row.version, row.updated, False, row.body)

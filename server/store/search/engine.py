@@ -271,7 +271,7 @@ class SearchEngine:
         rows = repo.connection.execute(ordered.limit(query.count + 1)).scalars().all()
         has_next = len(rows) > query.count
         pks = list(rows[:query.count])
-        fetched = repo.fetch_many(pks)
+        fetched = repo.fetch_many(pks, query.resource_types)
         matches = [fetched[pk] for pk in pks if pk in fetched]
         if total is None and query.total != "none" and query.offset == 0 and not has_next:
             total = len(matches)
