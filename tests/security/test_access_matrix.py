@@ -238,3 +238,30 @@ def test_population_operations_are_for_the_kinds_that_run_them(audited, kind: st
     assert audited(kind, "GET", "$outcomes").status_code == 403
     assert audited(kind, "GET", "Patient/$case-finding").status_code == 403
     assert audited(kind, "POST", "$stratify").status_code == 403
+
+
+def paged_ids(audited, kind: str, resource_type: str, params: dict[str, str]) -> set[str]:
+    """Every id a search finds, following its next links page by page."""
+    found: set[str] = set()
+    response = audited(kind, "GET", resource_type, params=params)
+    while True:
+        found |= ids(response)
+        following = [link["url"] for link in response.json().get("link", []) if link["relation"] == "next"]
+        if not following:
+            return found
+        response = audited(kind, "GET", following[0].split("/fhir/", 1)[1])
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_population_searches_find_only_the_people_in_reach(audited, kind: str) -> None:
+    """Searches whose criteria match both people's records (the reach then tested on the criteria's own index
+    rows), in key order, sorted and page by page: only the allowed person's come back."""
+    plans = {f"CarePlan/plan-{p}" for p in ("a", "b") if allowed(kind, p)}
+    for params in ({"status": "active"}, {"status": "active", "_sort": "-_lastUpdated"},
+                   {"identifier": f"{LOCAL}|", "_count": "1"}, {"intent": "plan", "_count": "1", "_sort": "_id"}):
+        assert paged_ids(audited, kind, "CarePlan", params) & {"CarePlan/plan-a", "CarePlan/plan-b"} == plans
+    if kind in READS_OBSERVATIONS:
+        observations = {f"Observation/obs-{p}" for p in ("a", "b") if allowed(kind, p)}
+        for params in ({"code": "http://loinc.org|29463-7"}, {"code": "http://loinc.org|29463-7", "_count": "1"},
+                       {"code": "http://loinc.org|29463-7", "value-quantity": "gt50"}):
+            assert paged_ids(audited, kind, "Observation", params) == observations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ class SearchContext:
     terminology: Any
     repo: Repository | None = None
     reach: Reach | None = None
+    confine: Callable[[Any], ColumnElement[bool]] | None = None  # the reach, tested on a criterion's own keys
 
     def reached(self, row: FromClause, types: tuple[str, ...] | None = None,
                 counting: bool = False) -> ColumnElement[bool] | None:
@@ -239,16 +241,28 @@ class SearchEngine:
 
     def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None,
                  criteria: list[Criterion] | None = None, counting: bool = False) -> Select:
+        """The search's statement: the keys of the resources its criteria match within the caller's reach.
+        The reach is tested where the resources are found: on the keys of the first criterion that confines
+        the search to its own index rows, when there is one and every match is not to be read (not a count),
+        so a page read off that index in key order stops at its last row; else on the resources row."""
+        context = context or self.context
         types = query.resource_types
         chosen = query.criteria if criteria is None else criteria
         clauses = list(extra)
-        reached = (context or self.context).reached(resources, types, counting)
-        if reached is not None:
+        reached = context.reached(resources, types, counting)
+        carrier = None
+        if reached is not None and not counting:
+            carrier = next((c for c in chosen if predicates.confines(c)), None)
+        if reached is not None and carrier is None:
             clauses.append(reached)
         if not any(predicates.confines(c) for c in chosen):
             type_clause = resources.c.type == types[0] if len(types) == 1 else resources.c.type.in_(types)
             clauses[:0] = [type_clause, resources.c.deleted.is_(False)]
-        clauses.extend(predicates.build(c, resources, context or self.context) for c in chosen)
+        for criterion in chosen:
+            confined = context
+            if criterion is carrier and context.reach is not None:
+                confined = replace(context, confine=context.reach.keyed(types))
+            clauses.append(predicates.build(criterion, resources, confined))
         return select(resources.c.pk).where(*clauses)
 
     def run(self, repo: Repository, query: SearchQuery, extra: list[ColumnElement[bool]],

@@ -47,7 +47,11 @@ def sp_match(table: FromClause, keys: list[int]) -> ColumnElement[bool]:
     return table.c.sp == keys[0] if len(keys) == 1 else table.c.sp.in_(keys)
 
 
-def pk_in(row: FromClause, subquery: Select, negate: bool = False) -> ColumnElement[bool]:
+def pk_in(row: FromClause, ctx: SearchContext, subquery: Select, negate: bool = False) -> ColumnElement[bool]:
+    """The row is one of the resources `subquery` selects by key. Where the search has given the criterion the
+    caller's reach to carry (`SearchContext.confine`), the subquery tests it on each key it finds."""
+    if ctx.confine is not None and not negate and row is resources:
+        subquery = subquery.where(ctx.confine(subquery.selected_columns[0]))
     clause = row.c.pk.in_(subquery)
     return not_(clause) if negate else clause
 
@@ -90,7 +94,7 @@ def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnEl
     keys = keys_of(criterion, ctx)
     if criterion.modifier == "missing":
         present = select(table.c.pk).where(sp_match(table, keys))
-        return pk_in(row, present, negate=criterion.values[0] == "true")
+        return pk_in(row, ctx, present, negate=criterion.values[0] == "true")
     builder = BUILDERS[param.type]
     return builder(criterion, row, ctx, keys)
 
@@ -154,7 +158,7 @@ def compare_ranges(prefix: str, low_col: ColumnElement, high_col: ColumnElement,
 
 def date_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement[bool]:
     clauses = [range_compare(idx_date.c.lo, idx_date.c.hi, v, criterion.raw[0]) for v in criterion.values]
-    return pk_in(row, select(idx_date.c.pk).where(sp_match(idx_date, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_date.c.pk).where(sp_match(idx_date, keys), or_(*clauses)))
 
 
 # ------------------------------------------------------------ number, quantity
@@ -193,7 +197,7 @@ def number_compare(column: ColumnElement, value: str, name: str) -> ColumnElemen
 
 def number_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
     clauses = [number_compare(idx_number.c.value, unescape(v), criterion.raw[0]) for v in criterion.values]
-    return pk_in(row, select(idx_number.c.pk).where(sp_match(idx_number, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_number.c.pk).where(sp_match(idx_number, keys), or_(*clauses)))
 
 
 def quantity_clause(value: str, name: str, value_col: ColumnElement, system_col: ColumnElement,
@@ -213,7 +217,7 @@ def quantity_clause(value: str, name: str, value_col: ColumnElement, system_col:
 def quantity_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
     q = idx_quantity.c
     clauses = [quantity_clause(v, criterion.raw[0], q.value, q.system, q.code) for v in criterion.values]
-    return pk_in(row, select(q.pk).where(sp_match(idx_quantity, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(q.pk).where(sp_match(idx_quantity, keys), or_(*clauses)))
 
 
 # --------------------------------------------------------------------- string
@@ -230,7 +234,7 @@ def string_clause(value: str, modifier: str | None, table: FromClause = idx_stri
 
 def string_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
     clauses = [string_clause(v, criterion.modifier) for v in criterion.values]
-    return pk_in(row, select(idx_string.c.pk).where(sp_match(idx_string, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_string.c.pk).where(sp_match(idx_string, keys), or_(*clauses)))
 
 
 # ---------------------------------------------------------------------- token
@@ -279,7 +283,7 @@ def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, k
             norm = like_escape(normalise(unescape(value)))
             clauses.append(or_(idx_string.c.norm.like(f"{norm}%", escape="\\"),
                                idx_string.c.norm.like(f"% {norm}%", escape="\\")))
-        return pk_in(row, select(idx_string.c.pk).where(sp_match(idx_string, text_keys), or_(*clauses)))
+        return pk_in(row, ctx, select(idx_string.c.pk).where(sp_match(idx_string, text_keys), or_(*clauses)))
     if modifier == "of-type":
         type_keys = keys_of(criterion, ctx, "of-type")
         clauses = []
@@ -288,14 +292,14 @@ def token_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, k
             if len(parts) != 3:
                 raise bad_request(":of-type takes <type system>|<type code>|<value>", criterion.raw[0])
             clauses.append(and_(t.system == parts[0][:TOKEN_MAX], t.code == f"{parts[1]}|{parts[2]}"[:TOKEN_MAX]))
-        return pk_in(row, select(t.pk).where(sp_match(idx_token, type_keys), or_(*clauses)))
+        return pk_in(row, ctx, select(t.pk).where(sp_match(idx_token, type_keys), or_(*clauses)))
     if modifier in ("in", "not-in"):
         clause = value_set_clause(ctx.value_sets(criterion.values, criterion.raw[0]), idx_token)
         matching = select(t.pk).where(sp_match(idx_token, keys), clause)
-        return pk_in(row, matching, negate=modifier == "not-in")
+        return pk_in(row, ctx, matching, negate=modifier == "not-in")
     matching = select(t.pk).where(sp_match(idx_token, keys), token_clauses(criterion.values, t.system, t.code,
                                                                               ctx.postgres))
-    return pk_in(row, matching, negate=modifier == "not")
+    return pk_in(row, ctx, matching, negate=modifier == "not")
 
 
 def value_set_clause(value_sets: list[Any], table: FromClause) -> ColumnElement[bool]:
@@ -346,11 +350,11 @@ def reference_predicate(criterion: Criterion, row: FromClause, ctx: SearchContex
         t = idx_token.c
         matching = select(t.pk).where(sp_match(idx_token, id_keys),
                                       token_clauses(criterion.values, t.system, t.code, ctx.postgres))
-        return pk_in(row, matching)
+        return pk_in(row, ctx, matching)
     clauses = [reference_clause(v, criterion, ctx) for v in criterion.values if v]
     if not clauses:
         return false()
-    return pk_in(row, select(idx_reference.c.pk).where(sp_match(idx_reference, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_reference.c.pk).where(sp_match(idx_reference, keys), or_(*clauses)))
 
 
 def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
@@ -368,7 +372,7 @@ def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -
             *([] if reached is None else [reached])))
     targets = branches[0] if len(branches) == 1 else union_all(*branches)
     referring = select(ref.pk).where(sp_match(idx_reference, keys), tuple_(ref.tid, ref.ttype).in_(targets))
-    return pk_in(row, referring)
+    return pk_in(row, ctx, referring)
 
 
 def has_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
@@ -406,7 +410,7 @@ def uri_clause(value: str, modifier: str | None, table: FromClause = idx_uri) ->
 
 def uri_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext, keys: list[int]) -> ColumnElement:
     clauses = [uri_clause(v, criterion.modifier) for v in criterion.values]
-    return pk_in(row, select(idx_uri.c.pk).where(sp_match(idx_uri, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_uri.c.pk).where(sp_match(idx_uri, keys), or_(*clauses)))
 
 
 # ------------------------------------------------------------------ composite
@@ -458,7 +462,7 @@ def composite_predicate(criterion: Criterion, row: FromClause, ctx: SearchContex
     param = criterion.param
     assert param is not None
     clauses = [composite_clause(v, param, ctx, criterion.raw[0]) for v in criterion.values]
-    return pk_in(row, select(idx_composite.c.pk).where(sp_match(idx_composite, keys), or_(*clauses)))
+    return pk_in(row, ctx, select(idx_composite.c.pk).where(sp_match(idx_composite, keys), or_(*clauses)))
 
 
 def row_condition(criterion: Criterion, table: FromClause, ctx: SearchContext) -> ColumnElement[bool] | None:

@@ -124,6 +124,17 @@ class Reach:
             return found
         return self.build(row, types, reading, counting)
 
+    def keyed(self, types: tuple[str, ...] | None) -> Callable[[Any], ColumnElement[bool]]:
+        """The read reach as a test of a resource's key (a column of an index table naming the resource): what
+        `clause` is over the resources row of that key (built once per reach and types)."""
+        key = ("keyed", types, self.honour_objection)
+        found = self.named.get(key)
+        if found is None:
+            row = resources.alias("reached")
+            found = self.named[key] = (row, self.build(row, types, True))
+        row, clause = found
+        return lambda pk: probed(select(row.c.pk).where(row.c.pk == pk, clause))
+
     def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool,
               counting: bool = False) -> ColumnElement[bool]:
         parts = [self.held(row, types, reading, counting)]
