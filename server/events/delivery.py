@@ -177,6 +177,9 @@ class Deliverer:
     def deliver_one(self) -> bool:
         """Claim one due subscription and make one attempt; False when none is due (or all are claimed)."""
         database = self.services.database
+        # owners' reaches test objections on the kept rows: they must exist before any event is checked (the
+        # fan-out makes them too, but events numbered before they existed may be sent first)
+        self.services.holdings.ensure_objections()
         if database.writer.dialect.name == "postgresql":
             with database.writer.connect() as connection, connection.begin():
                 row = self.claim(connection)

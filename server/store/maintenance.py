@@ -35,9 +35,13 @@ def analyze_table(database: Database, table: str) -> None:
         return
     try:
         with database.reader.connect() as connection:
-            connection.exec_driver_sql(f"SET lock_timeout = '{UPKEEP_LOCK_WAIT}'")
-            connection.exec_driver_sql(f'ANALYZE "{table}"')
-            connection.exec_driver_sql("RESET lock_timeout")
+            try:
+                connection.exec_driver_sql(f"SET lock_timeout = '{UPKEEP_LOCK_WAIT}'")
+                connection.exec_driver_sql("SET statement_timeout = 0")
+                connection.exec_driver_sql(f'ANALYZE "{table}"')
+            finally:  # a pooled connection goes back with the session's own limits
+                connection.exec_driver_sql("RESET lock_timeout")
+                connection.exec_driver_sql("RESET statement_timeout")
     except Exception as exc:
         log.warning("ANALYZE %s failed, left to the statistics upkeep: %s", table,
                     str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
