@@ -18,11 +18,26 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Select, and_, delete, false, literal, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Delete,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    delete,
+    false,
+    literal,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...fhir.outcome import FhirError, Issue
@@ -107,39 +122,34 @@ class Holdings:
 
     def ensure(self, policy: AccessPolicy, organization: str | None, today: datetime) -> None:
         """Make a holder's rows if no process has (or, for relationships naming dates, not today)."""
-        if policy.kind not in self.kinds:
-            return
-        holder = holder_key(policy, organization)
-        day = today.date().isoformat()
-        if (holder, day) in self.ready:
-            return
-        with self.guard, transaction(self.database, writing=True) as connection:
-            advisory_locks(connection, [HOLDERS_LOCK])
-            made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == holder)).scalar()
-            whole = made is None or (self.kinds[policy.kind].dated and made < day)
-            if whole:
-                self.evaluate(connection, policy, organization, today, None)
-                connection.execute(delete(reach_holders).where(reach_holders.c.holder == holder))
-                connection.execute(reach_holders.insert().values(holder=holder, day=day))
-        if whole:  # a holder's rows arrive at once: statistics of the table before them misguide every plan
-            analyze_table(self.database, reach_people.name)
-        self.ready.add((holder, day))
+        if policy.kind in self.kinds:
+            self.made_once(holder_key(policy, organization), today.date().isoformat(), self.kinds[policy.kind].dated,
+                           reach_people, lambda connection: self.evaluate(connection, policy, organization, today,
+                                                                          None))
 
     def ensure_objections(self) -> None:
         """Make the objection rows if no process has."""
-        if (OBJECTIONS, "") in self.ready:
+        self.made_once(OBJECTIONS, datetime.now(UTC).date().isoformat(), False, reach_objections,
+                       lambda connection: self.evaluate_objections(connection, None))
+
+    def made_once(self, marker: str, day: str, dated: bool, table: Table,
+                  make: Callable[[Connection], None]) -> None:
+        """Make the rows the `reach_holders` row `marker` stands for, if no process has (or, `dated`, not on
+        `day`), under the exclusive lock; then analyze their table: rows arriving at once misguide every plan
+        made on the statistics from before them."""
+        if (marker, day) in self.ready:
             return
         with self.guard, transaction(self.database, writing=True) as connection:
             advisory_locks(connection, [HOLDERS_LOCK])
-            made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == OBJECTIONS))
-            whole = made.scalar() is None
+            made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == marker)).scalar()
+            whole = made is None or (dated and made < day)
             if whole:
-                self.evaluate_objections(connection, None)
-                connection.execute(reach_holders.insert().values(holder=OBJECTIONS,
-                                                                 day=datetime.now(UTC).date().isoformat()))
+                make(connection)
+                connection.execute(delete(reach_holders).where(reach_holders.c.holder == marker))
+                connection.execute(reach_holders.insert().values(holder=marker, day=day))
         if whole:
-            analyze_table(self.database, reach_objections.name)
-        self.ready.add((OBJECTIONS, ""))
+            analyze_table(self.database, table.name)
+        self.ready.add((marker, day))
 
     def evaluate_objections(self, connection: Connection, consent_pks: list[int] | None) -> None:
         """Make the objection rows again, of some Consents or (None) of all."""
@@ -150,10 +160,7 @@ class Holdings:
             postgres = is_postgres(connection)
             cleared = cleared.where(among(kept.consent_pk, consent_pks, postgres))
             found = found.where(among(idx_reference.c.pk, consent_pks, postgres))
-        connection.execute(cleared)
-        dialect = postgresql if is_postgres(connection) else sqlite
-        connection.execute(dialect.insert(reach_objections).from_select(["patient", "consent_pk"], found)
-                           .on_conflict_do_nothing())
+        replace_rows(connection, reach_objections, cleared, ["patient", "consent_pk"], found)
 
     def evaluate(self, connection: Connection, policy: AccessPolicy, organization: str | None, today: datetime,
                  people: list[str] | None) -> None:
@@ -169,10 +176,7 @@ class Holdings:
             postgres = is_postgres(connection)
             cleared = cleared.where(among(kept.patient, people, postgres))
             found = found.where(among(person.c.id, people, postgres))
-        connection.execute(cleared)
-        dialect = postgresql if is_postgres(connection) else sqlite
-        connection.execute(dialect.insert(reach_people).from_select(["holder", "patient"], found)
-                           .on_conflict_do_nothing())
+        replace_rows(connection, reach_people, cleared, ["holder", "patient"], found)
 
     def evaluate_all(self, connection: Connection) -> None:
         """Make every holder's rows and the objection rows whole again (after a reindex changed what the
@@ -247,6 +251,13 @@ class Holdings:
             advisory_locks(repo.connection, [], shared=[HOLDERS_LOCK])
             repo.holders = list(repo.connection.execute(select(reach_holders.c.holder)).scalars())
         return repo.holders
+
+
+def replace_rows(connection: Connection, table: Table, cleared: Delete, columns: list[str], found: Select) -> None:
+    """Delete the rows `cleared` names and insert those `found` selects instead (a row found twice kept once)."""
+    connection.execute(cleared)
+    dialect = postgresql if is_postgres(connection) else sqlite
+    connection.execute(dialect.insert(table).from_select(columns, found).on_conflict_do_nothing())
 
 
 def named_people(resource_type: str, resource_id: str, body: str | None) -> set[str]:
