@@ -83,9 +83,12 @@ class Reach:
                 .where(kept.c.patient == person, not_(self.recorded_here(kept.c.consent_pk))).exists())
 
     def recorded_here(self, consent_pk: ColumnElement[Any]) -> ColumnElement[bool]:
-        """Whether the Consent `consent_pk` names the caller's organisation (tested per objection row)."""
-        recorded = self.builder.matching("Consent", [("organization:Organization.identifier",
-                                                      organization_token(self.caller.organization))])
+        """Whether the Consent `consent_pk` names the caller's organisation (tested per objection row; its search
+        parsed once per reach)."""
+        recorded = self.named.get("recorded here")
+        if recorded is None:
+            recorded = self.named["recorded here"] = self.builder.matching(
+                "Consent", [("organization:Organization.identifier", organization_token(self.caller.organization))])
         return recorded.where(recorded.selected_columns[0] == consent_pk).exists()
 
     @property
