@@ -14,7 +14,7 @@ import psycopg
 from flask import Flask, Response, request
 from sqlalchemy.dialects import postgresql
 
-from server.care.documents import find_statement
+from server.care.documents import VARIABLE, find_statement
 from server.care.status import lookup_sql
 from server.store.search.reach import CompiledRead
 
@@ -23,7 +23,7 @@ def statement(mode: str) -> tuple[str, Any]:
     """The statement's text for psycopg, and how its arguments are made from (NHS number, system)."""
     if mode == "data":
         return lookup_sql(True).replace("?", "%s"), lambda value, system: (value, system)
-    compiled = CompiledRead.compiled(find_statement(True, None), postgresql.dialect())
+    compiled = CompiledRead.compiled(find_statement(True, None), postgresql.dialect(), VARIABLE)
     return compiled.sql, lambda value, system: compiled.arguments(value=value, system=system)
 
 

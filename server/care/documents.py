@@ -110,10 +110,14 @@ def find_statement(by_identifier: bool, objecting: Callable[[Any], ColumnElement
                    row.c.deleted.is_(False)))
 
 
+VARIABLE = ("reach_read_id", "value", "system")
+"""The bound parameters of a lookup's statement: the patient's id, or the identifier's value and system."""
+
+
 @lru_cache(maxsize=8)
 def unrestricted_find(by_identifier: bool, dialect: Any) -> CompiledRead:
     """`find_statement` for a caller no objection hides anyone from, compiled once per database dialect."""
-    return CompiledRead.compiled(find_statement(by_identifier, None), dialect)
+    return CompiledRead.compiled(find_statement(by_identifier, None), dialect, VARIABLE)
 
 
 class StatusDocuments:
@@ -132,7 +136,7 @@ class StatusDocuments:
         else:
             compiled = reach.compiled_once(("case-status", by_identifier, reach.honour_objection),
                                            lambda: find_statement(by_identifier, reach.objecting_person),
-                                           connection.dialect)
+                                           connection.dialect, VARIABLE)
         cursor = (compiled.run(connection, patient_id) if patient_id is not None
                   else compiled.run(connection, value=value, system=system))
         found = (Found(pk, generation, day, basis, body, ident, bool(objects))

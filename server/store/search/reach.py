@@ -10,12 +10,28 @@ and conditional criteria all see exactly the same resources."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, String, and_, false, literal_column, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    String,
+    and_,
+    bindparam,
+    false,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
@@ -54,12 +70,14 @@ class Reach:
         return self.compiled_once(("read", resource_type, self.honour_objection),
                                   lambda: CompiledRead.read_of(self, resource_type), dialect)
 
-    def compiled_once(self, key: Any, statement: Callable[[], Any], dialect: Any) -> CompiledRead:
-        """A hot-path statement of this reach, built by `statement` and compiled once per database."""
+    def compiled_once(self, key: Any, statement: Callable[[], Any], dialect: Any,
+                      variable: tuple[str, ...] = ("reach_read_id",)) -> CompiledRead:
+        """A hot-path statement of this reach, built by `statement` and compiled once per database (the
+        parameters named in `variable` bound, the rest written into its text)."""
         key = (key, dialect.name)
         found = self.named.get(key)
         if found is None:
-            found = self.named[key] = CompiledRead.compiled(statement(), dialect)
+            found = self.named[key] = CompiledRead.compiled(statement(), dialect, variable)
         return found
 
     def holding(self, patient_id: str) -> Select:
@@ -257,6 +275,20 @@ class Reach:
         return or_(*branches) if branches else false()
 
 
+def written_in(statement: Any, variable: frozenset[str], dialect: Any) -> Any:
+    """The statement with every bound value but those named in `variable` marked to be written into its text
+    as a literal when compiled (values the server fixed, never a client's; a type without a literal form stays
+    bound)."""
+
+    def fixed(element: Any) -> Any:
+        if (isinstance(element, BindParameter) and element.key not in variable and not element.literal_execute
+                and element.type.literal_processor(dialect) is not None):
+            return bindparam(element.key, element.value, type_=element.type, literal_execute=True, unique=True)
+        return None
+
+    return replacement_traverse(statement, {}, fixed)
+
+
 def probed(statement: Select) -> ColumnElement[bool]:
     """Whether a statement correlated with a row finds anything, tested row by row: written as a scalar
     subquery (first row or NULL), never as EXISTS, which PostgreSQL may turn into a join that first gathers
@@ -294,6 +326,7 @@ class ReachBuilder:
     r4_compartment: dict[str, list[str]]
     compartment: dict[str, list[str]] = field(init=False)
     reaches: dict[Any, Reach] = field(init=False, default_factory=dict)
+    last: tuple[Caller, Reach | None, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.compartment = record_compartment(self.r4_compartment, self.book)
@@ -301,7 +334,18 @@ class ReachBuilder:
 
     def reach(self, caller: Caller) -> Reach | None:
         """The reach of a caller (None for an unrestricted one). Callers with the same kind, organisation,
-        scopes and break-glass state share one (its SQL built once a day: relationships name dates)."""
+        scopes and break-glass state share one (its SQL built once a day: relationships name dates). The last
+        caller's answer is kept for a second: a request asks for its caller's reach as its unit opens and again
+        inside it."""
+        now = time.monotonic()
+        last = self.last
+        if last is not None and last[0] is caller and now < last[2]:
+            return last[1]
+        found = self.shared_reach(caller)
+        self.last = (caller, found, now + 1.0)
+        return found
+
+    def shared_reach(self, caller: Caller) -> Reach | None:
         policy = self.book.policy(caller.kind)
         breaking = caller.break_glass is not None and policy.break_glass
         honour = policy.objection == "honoured" and not breaking
@@ -365,8 +409,6 @@ class CompiledRead:
     @staticmethod
     def read_of(reach: Reach, resource_type: str) -> Select:
         """The read by id of a type under a reach (the id is the parameter `reach_read_id`)."""
-        from sqlalchemy import bindparam
-
         from ..schema import resource_versions
 
         return (
@@ -380,9 +422,12 @@ class CompiledRead:
         )
 
     @classmethod
-    def compiled(cls, statement: Any, dialect: Any) -> CompiledRead:
-        """A statement compiled for a database; its bound parameters are filled in by `arguments`."""
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    def compiled(cls, statement: Any, dialect: Any, variable: tuple[str, ...] = ("reach_read_id",)) -> CompiledRead:
+        """A statement compiled for a database: the parameters named in `variable` stay bound (filled in by
+        `arguments`); every other value (type names, parameter keys, policy codes) is written into the text,
+        so an execution sends, converts and plans with only what varies."""
+        compiled = written_in(statement, frozenset(variable), dialect).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True})
         order = tuple(compiled.positiontup or ())
         return cls(compiled.string, dict(compiled.params), order)
 
