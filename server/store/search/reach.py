@@ -97,17 +97,21 @@ class Reach:
         if not self.honour_objection:
             return false()
         kept = reach_objections.alias("objection")
-        return (select(kept.c.consent_pk)
-                .where(kept.c.patient == person, not_(self.recorded_here(kept.c.consent_pk))).exists())
+        return probed(select(kept.c.consent_pk)
+                .where(kept.c.patient == person, not_(self.recorded_here(kept.c.consent_pk))))
 
     def recorded_here(self, consent_pk: ColumnElement[Any]) -> ColumnElement[bool]:
-        """Whether the Consent `consent_pk` names the caller's organisation (tested per objection row; its search
-        parsed once per reach)."""
-        recorded = self.named.get("recorded here")
-        if recorded is None:
-            recorded = self.named["recorded here"] = self.builder.matching(
-                "Consent", [("organization:Organization.identifier", organization_token(self.caller.organization))])
-        return recorded.where(recorded.selected_columns[0] == consent_pk).exists()
+        """Whether the Consent `consent_pk` names the caller's organisation: one of its `organization` references
+        is to a live Organization carrying the caller's identifier (those Organizations found once per statement,
+        the search built once per reach: each nested level of a statement costs its planning dearly)."""
+        ours = self.named.get("our organizations")
+        if ours is None:
+            ours = self.named["our organizations"] = self.builder.matching(
+                "Organization", [("identifier", organization_token(self.caller.organization))], column="id")
+        recorder = idx_reference.alias("recorder")
+        key = self.builder.registry.get("Consent", "organization").key  # type: ignore[union-attr]
+        return probed(select(recorder.c.pk).where(recorder.c.pk == consent_pk, recorder.c.sp == key,
+                                                  recorder.c.ttype == "Organization", recorder.c.tid.in_(ours)))
 
     @property
     def may_break_glass(self) -> bool:
@@ -134,7 +138,8 @@ class Reach:
         """Whether the row is a resource this caller reaches; `types` narrows it when the row's type is known.
         For writes (`reading` False) the read scopes do not count: what a write may touch is the policy's reach
         and objections; its own letters are checked per type before it. A statement that reads every match (a
-        count: `counting`) may have the holder's people joined whole; any other tests them row by row."""
+        count: `counting`) may have the holder's people joined whole; any other tests them row by row. Over a row
+        other than `resources` itself it is the reach built once, tested on that row's key (`keyed`)."""
         if self.unrestricted or (not reading and self.policy.whole_record and not self.honour_objection):
             return None
         if row is resources:  # the common case: built once per reach, reused by every statement
@@ -143,6 +148,8 @@ class Reach:
             if found is None:
                 found = self.clauses[key] = self.build(row, types, reading, counting)
             return found
+        if reading and not counting:  # another row (a chain's targets, _has's sources): the kept reach, by its key
+            return self.keyed(types)(row.c.pk)
         return self.build(row, types, reading, counting)
 
     def keyed(self, types: tuple[str, ...] | None) -> Callable[[Any], ColumnElement[bool]]:
@@ -271,7 +278,7 @@ class Reach:
             linked = (select(member.c.pk)
                       .select_from(member.join(kept, kept.c.patient == member.c.patient))
                       .where(member.c.pk == row.c.pk, not_(self.recorded_here(kept.c.consent_pk))))
-            branches.append(and_(type_in(row, members), linked.exists()))
+            branches.append(and_(type_in(row, members), probed(linked)))
         return or_(*branches) if branches else false()
 
 
@@ -381,10 +388,11 @@ class ReachBuilder:
             raise FhirError(500, [Issue("exception", f"The access policy's search {resource_type}?{params} "
                                                      f"is not valid: {exc}")]) from exc
 
-    def matching(self, resource_type: str, params: list[tuple[str, str]]) -> Select:
+    def matching(self, resource_type: str, params: list[tuple[str, str]], column: str = "pk") -> Select:
+        """The keys (or another `column`) of the live resources of a type a policy's search matches."""
         source = resources.alias()
         criteria = self.criteria(resource_type, params)
-        return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
+        return select(source.c[column]).where(source.c.type == resource_type, source.c.deleted.is_(False),
                                          *(predicates.build(c, source, self.context) for c in criteria))
 
     def objections(self) -> Select:
