@@ -36,7 +36,15 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import OWNED_TYPES, AccessPolicy, PolicyBook, organization_token
-from ..schema import idx_compartment, idx_reference, reach_objections, reach_people, resources, subscriptions
+from ..schema import (
+    idx_compartment,
+    idx_reference,
+    idx_token,
+    reach_objections,
+    reach_people,
+    resources,
+    subscriptions,
+)
 from . import predicates
 from .holdings import held_clause, holder_key
 from .parse import QueryParser
@@ -102,16 +110,23 @@ class Reach:
 
     def recorded_here(self, consent_pk: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the Consent `consent_pk` names the caller's organisation: one of its `organization` references
-        is to a live Organization carrying the caller's identifier (those Organizations found once per statement,
-        the search built once per reach: each nested level of a statement costs its planning dearly)."""
-        ours = self.named.get("our organizations")
-        if ours is None:
-            ours = self.named["our organizations"] = self.builder.matching(
-                "Organization", [("identifier", organization_token(self.caller.organization))], column="id")
-        recorder = idx_reference.alias("recorder")
-        key = self.builder.registry.get("Consent", "organization").key  # type: ignore[union-attr]
-        return probed(select(recorder.c.pk).where(recorder.c.pk == consent_pk, recorder.c.sp == key,
-                                                  recorder.c.ttype == "Organization", recorder.c.tid.in_(ours)))
+        is to a live Organization carrying the caller's identifier. Written as probes of one table each, nested
+        (this test sits in every objection test, and planning a join of its three tables cost more than running
+        the statement)."""
+        registry = self.builder.registry
+        recorder, organization, named = (idx_reference.alias("recorder"), resources.alias("organization"),
+                                         idx_token.alias("organization_identifier"))
+        identified = probed(select(named.c.pk).where(
+            named.c.pk == organization.c.pk,
+            named.c.sp == registry.get("Organization", "identifier").key,  # type: ignore[union-attr]
+            predicates.token_clauses([organization_token(self.caller.organization)], named.c.system, named.c.code)))
+        live = probed(select(organization.c.pk).where(organization.c.type == "Organization",
+                                                      organization.c.id == recorder.c.tid,
+                                                      organization.c.deleted.is_(False), identified))
+        return probed(select(recorder.c.pk).where(
+            recorder.c.pk == consent_pk,
+            recorder.c.sp == registry.get("Consent", "organization").key,  # type: ignore[union-attr]
+            recorder.c.ttype == "Organization", live))
 
     @property
     def may_break_glass(self) -> bool:
@@ -388,11 +403,11 @@ class ReachBuilder:
             raise FhirError(500, [Issue("exception", f"The access policy's search {resource_type}?{params} "
                                                      f"is not valid: {exc}")]) from exc
 
-    def matching(self, resource_type: str, params: list[tuple[str, str]], column: str = "pk") -> Select:
-        """The keys (or another `column`) of the live resources of a type a policy's search matches."""
+    def matching(self, resource_type: str, params: list[tuple[str, str]]) -> Select:
+        """The keys of the live resources of a type a policy's search matches."""
         source = resources.alias()
         criteria = self.criteria(resource_type, params)
-        return select(source.c[column]).where(source.c.type == resource_type, source.c.deleted.is_(False),
+        return select(source.c.pk).where(source.c.type == resource_type, source.c.deleted.is_(False),
                                          *(predicates.build(c, source, self.context) for c in criteria))
 
     def objections(self) -> Select:
