@@ -59,6 +59,8 @@ OBJECTION = [("status", "active"), ("scope", "http://terminology.hl7.org/CodeSys
 READ_LETTERS = ("r", "s")
 TYPE_NAME = re.compile(r"[A-Za-z]+")
 MAX_KEPT_REACHES = 512
+HOT_CURSOR = "hot-path cursor"
+"""The key of the driver cursor kept with each pooled connection for the compiled hot-path statements."""
 
 
 @dataclass
@@ -455,8 +457,13 @@ class CompiledRead:
         return cls(compiled.string, dict(compiled.params), order)
 
     def run(self, connection: Any, resource_id: str | None = None, **values: Any) -> Any:
-        """Run it straight on the connection's driver cursor with these parameters; returns the cursor."""
-        cursor = connection.connection.driver_connection.cursor()
+        """Run it straight on a driver cursor with these parameters; returns the cursor, whose rows are to be
+        read before the next hot-path statement runs on the connection: one cursor is kept per driver connection
+        (making one cost more than the statement's own parameters)."""
+        pooled = connection.connection
+        cursor = pooled.info.get(HOT_CURSOR)
+        if cursor is None or getattr(cursor, "closed", False):
+            cursor = pooled.info[HOT_CURSOR] = pooled.driver_connection.cursor()
         cursor.execute(self.sql, self.arguments(resource_id, **values))
         return cursor
 
