@@ -696,9 +696,12 @@ class Repository:
             finisher()
 
     def discard_pending(self) -> None:
-        """Forget queued rows of a failed batch entry (its savepoint is rolled back)."""
+        """Forget queued rows of a failed batch entry (its savepoint is rolled back), and the holders read in
+        it: the shared lock they were read under may have gone with the savepoint (the next entry takes it
+        again)."""
         self.pending = PendingRows()
         self.written_pks = []
+        self.holders = None
         self.references = ReferenceLedger(self.services.integrity, self.services.base_url)
 
     def check_references(self) -> None:

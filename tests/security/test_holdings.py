@@ -192,3 +192,28 @@ def test_a_holders_rows_made_whole_are_analyzed_at_once(server) -> None:
     services.holdings.ready.clear()  # as a process meeting a holder not made yet
     assert server.call("gp", "GET", "Patient/pa").status_code == 200
     assert analyzed() == before + 1
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="PostgreSQL's advisory locks")
+def test_a_batch_entry_rolled_back_leaves_the_next_entry_keeping_rows_under_the_shared_lock(server) -> None:
+    """A holder's rows are kept under a shared lock (so none is made whole meanwhile). A lock taken inside a
+    batch entry's savepoint goes with it when the entry fails: the next entry takes it again."""
+    from server.security.context import Caller
+
+    services = server.app.extensions["sharedcare"].services
+    holdings = services.holdings
+
+    def shared_locks(connection: Any) -> int:
+        return connection.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                       "AND pid = pg_backend_pid() AND mode = 'ShareLock'")).scalar_one()
+
+    with services.unit(Caller.system("test"), writing=True) as repo:
+        assert shared_locks(repo.connection) == 0
+        with pytest.raises(RuntimeError), repo.connection.begin_nested():
+            holdings.holders(repo)  # the first entry keeps rows: the shared lock is taken inside its savepoint
+            assert shared_locks(repo.connection) == 1
+            raise RuntimeError("the entry fails")
+        repo.discard_pending()  # as a batch does for a failed entry
+        assert shared_locks(repo.connection) == 0  # gone with the savepoint
+        holdings.holders(repo)  # the next entry keeps rows
+        assert shared_locks(repo.connection) == 1
