@@ -83,6 +83,23 @@ def split_union(expression: str) -> list[str]:
     return [part for part in parts if part]
 
 
+RESOLVES_TO = re.compile(r"\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)[\s)]*$")
+"""A union branch that keeps only the references resolving to one type (`....where(resolve() is Patient)`)."""
+
+
+def kept_targets(parts: list[str], declared: tuple[str, ...]) -> tuple[str, ...]:
+    """The target types a reference parameter's expression can index: where every branch keeps only
+    references resolving to given types (as `patient` does: `Observation.subject.where(resolve() is Patient)`,
+    declared for Patient and Group), only those; else the declared ones. A chain through the parameter then
+    never searches a type whose references it never indexes."""
+    kept = [RESOLVES_TO.search(part) for part in parts]
+    if not parts or any(match is None for match in kept):
+        return declared
+    types = {match.group(1) for match in kept if match is not None}
+    narrowed = tuple(t for t in declared if t in types) if declared else tuple(sorted(types))
+    return narrowed or declared
+
+
 def applies_to(part: str, resource_type: str) -> bool:
     """Does one union branch of a multi-type expression start at this resource type?"""
     head = part.lstrip("(").split(".", 1)[0].split(" ", 1)[0]
@@ -130,7 +147,7 @@ class SearchParamRegistry:
                 type=definition["type"],
                 expression=own_expression,
                 url=definition.get("url", ""),
-                targets=tuple(definition.get("target", ())),
+                targets=kept_targets(own, tuple(definition.get("target", ()))),
                 modifiers=tuple(definition.get("modifier", ())),
                 comparators=tuple(definition.get("comparator", ())),
                 components=tuple(
