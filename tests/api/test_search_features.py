@@ -239,3 +239,21 @@ def test_deleted_and_other_types_never_match_an_index_criterion(client):
     statuses = [e["response"]["status"] for e in response.get_json()["entry"]]
     assert statuses[0].startswith("201") and statuses[1].startswith("200")
     assert response.get_json()["entry"][1]["response"]["location"].startswith(f"Patient/{rid('kept-Patient')}/")
+
+
+def test_a_chain_follows_only_the_types_its_parameter_indexes(world):
+    """`patient` keeps only references resolving to a Patient (`subject.where(resolve() is Patient)`), though R4
+    declares Patient and Group: its chains search Patients alone, and asking it for a Group is an error."""
+    put(world, {"resourceType": "Group", "id": rid("ward"), "type": "person", "actual": True,
+                "identifier": [{"system": NHS, "value": f"9991000003-{RUN}"}]})
+    put(world, {"resourceType": "Observation", "id": rid("obs-ward"), "status": "final",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": RUN}]},
+                "subject": {"reference": f"Group/{rid('ward')}"}})
+    by_patient = bundle(world, f"/fhir/Observation?patient.identifier={NHS}|9991000003-{RUN}")
+    assert entries(by_patient) == [f"Observation/{rid('obs1')}"]
+    by_subject = bundle(world, f"/fhir/Observation?subject:Group.identifier={NHS}|9991000003-{RUN}")
+    assert entries(by_subject) == [f"Observation/{rid('obs-ward')}"]
+    refused = world.get(f"/fhir/Observation?patient:Group.identifier={NHS}|9991000003-{RUN}")
+    assert refused.status_code == 400, refused.get_json()
+    refused = world.get(f"/fhir/Observation?patient:Group={rid('ward')}")
+    assert refused.status_code == 400 and "cannot refer to Group" in str(refused.get_json())

@@ -245,6 +245,8 @@ class QueryParser:
             return None
         if modifier not in self.registry.types.supported:
             raise bad_request(f"Unknown resource type '{modifier}' in chain '{name}'", name)
+        if param.targets and modifier not in param.targets:
+            raise bad_request(f"'{param.code}' cannot refer to {modifier}", name)
         return modifier
 
     def chain_targets(self, param: SearchParam, rest: str) -> tuple[str, ...]:
