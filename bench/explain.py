@@ -23,8 +23,9 @@ SETTINGS = ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0", "SET
             "SET auto_explain.log_nested_statements = on", "SET client_min_messages = log")
 
 
-def plans_of(database: Any) -> list[str]:
-    """Make every new connection of the database's engines explain its statements into the returned list."""
+def plans_of(database: Any, settings: tuple[str, ...] = SETTINGS) -> list[str]:
+    """Make every new connection of the database's engines explain its statements into the returned list
+    (auto_explain as `settings` set it)."""
     from sqlalchemy import event
 
     found: list[str] = []
@@ -32,7 +33,7 @@ def plans_of(database: Any) -> list[str]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         autocommit = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
-        for statement in SETTINGS:
+        for statement in settings:
             dbapi_connection.execute(statement)
         dbapi_connection.autocommit = autocommit
         dbapi_connection.add_notice_handler(lambda notice: found.append(notice.message_primary or ""))

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+from explain import plans_of
 from search import GP_PRACTICE
 
 CODES = ("http://snomed.info/sct|444814009", "http://snomed.info/sct|195662009", "http://snomed.info/sct|10509002")
@@ -42,31 +43,9 @@ def queries(patient: dict[str, Any], rng: random.Random) -> dict[str, str]:
     }
 
 
-def statement_durations(database: Any) -> list[float]:
-    """Make every new connection report its statements' durations (ms) into the returned list."""
-    from sqlalchemy import event
-
-    found: list[float] = []
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        for statement in SETTINGS:
-            dbapi_connection.execute(statement)
-        dbapi_connection.autocommit = autocommit
-
-        def notice(message: Any) -> None:
-            text = message.message_primary or ""
-            if "duration: " in text:
-                found.append(float(text.split("duration: ", 1)[1].split(" ms", 1)[0]))
-
-        dbapi_connection.add_notice_handler(notice)
-
-    database.kept.close_all()
-    for engine in (database.writer, database.reader):
-        event.listen(engine, "connect", on_connect)
-        engine.dispose()
-    return found
+def duration_of(plan: str) -> float:
+    """The milliseconds an auto_explain notice reports (0 for any other notice)."""
+    return float(plan.split("duration: ", 1)[1].split(" ms", 1)[0]) if "duration: " in plan else 0.0
 
 
 def main() -> None:
@@ -104,7 +83,7 @@ def main() -> None:
     practice = get(f"Organization?identifier={GP_PRACTICE}", "integration")["entry"][0]["resource"]["id"]
     patients = [e["resource"] for e in get(f"Patient?general-practitioner=Organization/{practice}&_count=200",
                                            "integration")["entry"]]
-    durations = statement_durations(api.services.database) if args.statements else []
+    durations = plans_of(api.services.database, SETTINGS) if args.statements else []
     rng = random.Random(1)
     timed: dict[tuple[str, str], list[tuple[float, float]]] = {}
     def run(name: str, query: str, client: str) -> None:
@@ -112,7 +91,7 @@ def main() -> None:
         started = time.perf_counter()
         get(query, client)
         elapsed = (time.perf_counter() - started) * 1000
-        timed.setdefault((name, client), []).append((elapsed, sum(durations)))
+        timed.setdefault((name, client), []).append((elapsed, sum(duration_of(p) for p in durations)))
 
     for sample in range(args.samples):
         for name, query in queries(rng.choice(patients), rng).items():
