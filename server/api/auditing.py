@@ -39,7 +39,7 @@ def interaction_of(handler: Any, request: FhirRequest) -> str:
 
 def begin(caller: Caller, request: FhirRequest, interaction: str, variables: dict[str, str]) -> AuditRecord:
     return AuditRecord.of_request(caller, request.method, request.path, request.params, interaction,
-                                  variables.get("type"), variables.get("id"))
+                                  variables.get("type"), variables.get("id"), request.query_text)
 
 
 def on_answer(repo: Repository, record: AuditRecord, response: FhirResponse) -> None:

@@ -344,6 +344,7 @@ class FhirHttp:
             prefer_return=prefer_return,
             prefer_handling=prefer_handling,
             base_url=base_url,
+            query_text=None if form else wsgi_text(environ.get("QUERY_STRING", "")),
         )
         environ["sharedcare.handled"] = True  # from here the API audits the request itself
         result = self.api.handle(fhir_request, caller)

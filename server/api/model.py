@@ -29,6 +29,7 @@ class FhirRequest:
     prefer_handling: str | None = None
     base_url: str = ""
     in_bundle: bool = False
+    query_text: str | None = None  # the URL's query string as sent, when it alone holds the parameters
 
     @property
     def strict(self) -> bool:

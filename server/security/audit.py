@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from ..fhir.dates import format_instant, now_us
 from .context import Caller
@@ -47,11 +48,13 @@ class AuditRecord:
 
     @classmethod
     def of_request(cls, caller: Caller, method: str, path: str, params: list[tuple[str, str]],
-                   interaction: str, resource_type: str | None, resource_id: str | None) -> AuditRecord:
-        """The record of a FHIR request as it arrives (the outcome is filled in when it is answered)."""
-        from urllib.parse import urlencode
-
-        query = f"{method} {path}" + (f"?{urlencode(params)}" if params else "")
+                   interaction: str, resource_type: str | None, resource_id: str | None,
+                   query_text: str | None = None) -> AuditRecord:
+        """The record of a FHIR request as it arrives (the outcome is filled in when it is answered); its
+        query is the URL's query string as sent (`query_text`), or else made from the parameters."""
+        if query_text is None:
+            query_text = urlencode(params) if params else ""
+        query = f"{method} {path}" + (f"?{query_text}" if query_text else "")
         breaking = caller.break_glass is not None
         return cls(
             client=caller.subject, interaction=interaction, action=action_of(interaction),
@@ -63,8 +66,12 @@ class AuditRecord:
     def ended(self, status: int, detail: str | None = None) -> AuditRecord:
         """The record with its outcome (and the reason a refused request was refused)."""
         kept = self.detail if not detail else detail if not self.detail else f"{self.detail}; {detail}"
-        return replace(self, status=status, detail=printable(kept[:MAX_QUERY]) if kept else None,
-                       query=printable(self.query) if self.query else None)
+        copy = object.__new__(AuditRecord)  # a shallow copy, as `replace` makes, without its field-by-field walk
+        copy.__dict__.update(self.__dict__)
+        copy.status = status
+        copy.detail = printable(kept[:MAX_QUERY]) if kept else None
+        copy.query = printable(self.query) if self.query else None
+        return copy
 
 
 def printable(text: str) -> str:

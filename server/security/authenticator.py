@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .access_tokens import AccessTokens, Grant
 from .context import Caller
@@ -65,8 +65,7 @@ class Authenticator:
         if self.revocations.revoked(grant.token_id, grant.client_id):
             raise refused("invalid_token", "The access token or its client has been revoked", grant)
         emergency = purpose is not None and purpose.rpartition("|")[2] == EMERGENCY
-        return replace(verified.caller, purpose=purpose, break_glass=break_glass if emergency else None,
-                       request_id=request_id)
+        return verified.caller.for_request(purpose, break_glass if emergency else None, request_id)
 
     def verify(self, text: str, fhir_base: str) -> Verified:
         try:

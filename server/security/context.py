@@ -37,6 +37,13 @@ class Caller:
         under the integration policy: audited like any client, never anonymous."""
         return cls(subject=f"{IN_PROCESS}{name}", organization=organization, request_id=request_id)
 
+    def for_request(self, purpose: str | None, break_glass: str | None, request_id: str | None) -> Caller:
+        """This caller as one request states it (its purpose of use, break-glass reason and id): a copy made
+        without `dataclasses.replace`'s field-by-field walk, as it is made at every request."""
+        copy = object.__new__(Caller)
+        copy.__dict__.update(self.__dict__, purpose=purpose, break_glass=break_glass, request_id=request_id)
+        return copy
+
     def allows(self, interaction: str, resource_type: str) -> bool:
         """Whether the scopes grant an interaction (read, vread, search, create, update, delete, history-*)."""
         letters = INTERACTION_LETTERS.get(interaction, interaction)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 LETTERS = "cruds"
@@ -93,6 +93,8 @@ class ScopeSet:
     """The scopes a caller holds, asked per interaction and resource type."""
 
     scopes: tuple[Scope, ...]
+    answers: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
+    """(letter, resource type) -> whether granted, as asked (a caller's set is asked the same at every request)"""
 
     @classmethod
     def of(cls, text: str) -> ScopeSet:
@@ -111,7 +113,11 @@ class ScopeSet:
         return [s for s in self.scopes if letter in s.letters and s.type in ("*", resource_type)]
 
     def allows(self, letter: str, resource_type: str) -> bool:
-        return bool(self.matching(letter, resource_type))
+        key = (letter, resource_type)
+        answer = self.answers.get(key)
+        if answer is None:
+            answer = self.answers[key] = bool(self.matching(letter, resource_type))
+        return answer
 
     def constraints(self, letter: str, resource_type: str) -> list[tuple[tuple[str, str], ...]] | None:
         """The search constraints of the granting scopes (OR of ANDs); None when one grants without any."""
@@ -129,3 +135,4 @@ class ScopeSet:
                 if narrowed is not None and not any(g.covers(narrowed) for g in granted):
                     granted.append(narrowed)
         return ScopeSet(tuple(granted))
+
