@@ -34,6 +34,7 @@ from sqlalchemy import (
     delete,
     false,
     literal,
+    not_,
     or_,
     select,
     union,
@@ -294,11 +295,15 @@ def holds_patient(builder: ReachBuilder, policy: AccessPolicy, organization: str
     return or_(*tests) if tests else false()
 
 
-def held_clause(holder: str, patient_id: Any, counting: bool = False) -> ColumnElement[bool]:
+def held_clause(holder: str, patient_id: Any, counting: bool = False,
+                objecting: Callable[[Any], ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
     """Whether the holder's rows name a person (a column or a value); tested row by row unless `counting`
-    (see `Reach.clause`)."""
+    (see `Reach.clause`). `objecting`, when given, tests the person found (whether an objection hides them):
+    a person it holds true of is not held."""
     from .reach import probed
 
     kept = reach_people.alias("held")
     found = select(kept.c.patient).where(kept.c.holder == holder, kept.c.patient == patient_id)
+    if objecting is not None:
+        found = found.where(not_(objecting(kept.c.patient)))
     return found.exists() if counting else probed(found)

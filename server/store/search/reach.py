@@ -182,11 +182,12 @@ class Reach:
 
     def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool,
               counting: bool = False) -> ColumnElement[bool]:
-        parts = [self.held(row, types, reading, counting)]
+        folded = self.honour_objection and not self.policy.whole_record
+        parts = [self.held(row, types, reading, counting, unobjected=folded)]
         scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
             parts.append(scope_types)
-        if self.honour_objection:
+        if self.honour_objection and not folded:
             parts.append(not_(self.objecting(row, types)))
         return and_(*parts)
 
@@ -198,11 +199,15 @@ class Reach:
         return [t for t in (sorted(types) if types else sorted(supported)) if t != "AuditEvent"]
 
     def held(self, row: FromClause, types: tuple[str, ...] | None, reading: bool = True,
-             counting: bool = False) -> ColumnElement[bool]:
+             counting: bool = False, unobjected: bool = False) -> ColumnElement[bool]:
         """The policy's half: the records of the people the organisation holds, and the shared types. Each
         candidate is tested on its own (its patient, found through its compartment references, must be in the
         holder's kept rows), so a read costs two index probes however many people the organisation holds; a
-        count (`counting`) lets the database join the holder's people whole instead when that is cheaper."""
+        count (`counting`) lets the database join the holder's people whole instead when that is cheaper.
+        With `unobjected`, a record is held only if no objection hides its person, tested inside the holder's
+        probe on the person found there: only for the records the organisation holds (a search as a practice
+        reads ten candidates for each it keeps, and the database orders two tests of a row by their estimated
+        cost, which put the objection's first)."""
         policy = self.policy
         compartment = self.builder.compartment
         if policy.whole_record:
@@ -213,7 +218,7 @@ class Reach:
         shared_types = [t for t in self.candidate_types(types) if t not in compartment and shared(t)]
         branches: list[ColumnElement[bool]] = []
         if "Patient" in record_types:
-            branches.append(and_(row.c.type == "Patient", self.holds_patient(row, counting)))
+            branches.append(and_(row.c.type == "Patient", self.holds_patient(row, counting, unobjected)))
         members = [t for t in record_types if t != "Patient"]
         if members and self.policy.patients:
             member = idx_compartment.alias("member_of")
@@ -222,6 +227,8 @@ class Reach:
                       .select_from(member.join(kept, and_(kept.c.holder == self.holder,
                                                           kept.c.patient == member.c.patient)))
                       .where(member.c.pk == row.c.pk))
+            if unobjected:  # on the compartment row found, so it runs only once one is found held
+                linked = linked.where(not_(self.objecting_member(member.c.pk)))
             branches.append(and_(type_in(row, members), linked.exists() if counting else probed(linked)))
         if shared_types:
             branches.append(type_in(row, shared_types))
@@ -240,11 +247,14 @@ class Reach:
         """The name of the rows of the people this caller's organisation holds (`holdings.py`)."""
         return holder_key(self.policy, self.caller.organization)
 
-    def holds_patient(self, patient: FromClause, counting: bool = False) -> ColumnElement[bool]:
-        """Whether a Patient row is one of the people the organisation holds (its kept rows)."""
+    def holds_patient(self, patient: FromClause, counting: bool = False,
+                      unobjected: bool = False) -> ColumnElement[bool]:
+        """Whether a Patient row is one of the people the organisation holds (its kept rows); with `unobjected`,
+        and no objection of theirs hides them (tested on the kept row found)."""
         if not self.policy.patients:
             return false()
-        return held_clause(self.holder, patient.c.id, counting)
+        return held_clause(self.holder, patient.c.id, counting,
+                           self.objecting_person if unobjected and self.honour_objection else None)
 
     def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
         """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
@@ -290,13 +300,18 @@ class Reach:
         if "Patient" in self.candidate_types(types):
             branches.append(and_(row.c.type == "Patient", self.objecting_person(row.c.id)))
         if members:  # tested per row (its few compartment rows against the kept objections)
-            member = idx_compartment.alias("objected")
-            kept = reach_objections.alias("objection")
-            linked = (select(member.c.pk)
-                      .select_from(member.join(kept, kept.c.patient == member.c.patient))
-                      .where(member.c.pk == row.c.pk, not_(self.recorded_here(kept.c.consent_pk))))
-            branches.append(and_(type_in(row, members), probed(linked)))
+            branches.append(and_(type_in(row, members), self.objecting_member(row.c.pk)))
         return or_(*branches) if branches else false()
+
+    def objecting_member(self, pk: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether a record in the Patient compartment (its key `pk`) belongs to a person whose objection hides
+        them from this caller: one of its compartment rows names a person with a kept objection that this
+        organisation did not record."""
+        member = idx_compartment.alias("objected")
+        kept = reach_objections.alias("objection")
+        return probed(select(member.c.pk)
+                      .select_from(member.join(kept, kept.c.patient == member.c.patient))
+                      .where(member.c.pk == pk, not_(self.recorded_here(kept.c.consent_pk))))
 
 
 def written_in(statement: Any, variable: frozenset[str], dialect: Any) -> Any:
