@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 LETTERS = "cruds"
 V1_LETTERS = {"read": "rs", "write": "cud", "*": "cruds"}
@@ -17,6 +17,9 @@ INTERACTION_LETTERS = {
 class ScopeError(ValueError):
     """A scope string that is not a SMART resource scope."""
 
+KEPT = "/:|,;$@!*'()"
+"""Characters a constraint's name or value keeps as they are when a scope is written out: the rest of what a URL
+query gives a meaning (space, `%`, `&`, `=`, `+`, `#`, `?`) is percent-encoded, so the scope reads back the same."""
 
 @dataclass(frozen=True)
 class Scope:
@@ -30,7 +33,7 @@ class Scope:
     def text(self) -> str:
         """The v2 spelling of this scope."""
         letters = "".join(letter for letter in LETTERS if letter in self.letters)
-        query = "&".join(f"{name}={value}" for name, value in self.constraints)
+        query = "&".join(f"{quote(name, safe=KEPT)}={quote(value, safe=KEPT)}" for name, value in self.constraints)
         return f"{self.context}/{self.type}.{letters}" + (f"?{query}" if query else "")
 
     def covers(self, other: Scope) -> bool:

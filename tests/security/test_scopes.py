@@ -109,3 +109,19 @@ def test_batch_entries_are_each_checked_and_a_denied_transaction_entry_fails_the
     assert refused.status_code == 403
     after = server.call("integration", "GET", "CarePlan", params={"subject": "Patient/pa", "_summary": "count"})
     assert after.json()["total"] == before.json()["total"]
+
+
+def test_a_scope_constraint_holding_percent_signs_and_colons_reads_as_written(server) -> None:
+    """The reach is written into each statement's SQL text: a value of the caller's own with characters that
+    mean something to the driver or the SQL toolkit (`%`, `:name`) still matches exactly itself."""
+    codes = {"percent": "a%b :c", "other": "axb :c"}
+    for name, code in codes.items():
+        body = {"resourceType": "Observation", "id": f"obs-code-{name}", "status": "final",
+                "code": {"coding": [{"system": "http://example.org/codes", "code": code}]},
+                "subject": {"reference": "Patient/pa"}}
+        assert server.call("integration", "PUT", f"Observation/obs-code-{name}", json=body).status_code in (200, 201)
+    scoped = client(server, "system/Observation.rs?code=http://example.org/codes|a%25b%20%3Ac system/Patient.rs")
+    assert status(scoped, "GET", "Observation/obs-code-percent", server.base) == 200
+    assert status(scoped, "GET", "Observation/obs-code-other", server.base) == 404
+    found = scoped.get(f"{server.base}/Observation", params={"subject": "Patient/pa"}, timeout=60).json()
+    assert {e["resource"]["id"] for e in found.get("entry", [])} == {"obs-code-percent"}
