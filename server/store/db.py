@@ -28,6 +28,9 @@ from .deadlines import (
 #: SQLSTATEs of a connection the server ended: connection exceptions (class 08), and an administrator's
 #: termination, a crash or a shutdown of the server (57P01-57P03)
 LOST_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+STATEMENT_CACHE = 1500
+"""Compiled statements each engine keeps (SQLAlchemy's default is 500): a caller's reach is written into the text
+of its statements, so each organisation's searches are kept apart."""
 CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection: an unreachable host fails fast (503), not after minutes
 
 
@@ -83,13 +86,14 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, statement_m
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, hide_parameters=True,
+        engine = create_engine(url, echo=echo, hide_parameters=True, query_cache_size=STATEMENT_CACHE,
                                connect_args={"check_same_thread": False, "timeout": 60, "factory": DeadlineConnection})
         configure_sqlite(engine)
         return engine
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600, pool_pre_ping=False,
-        hide_parameters=True, connect_args={**session_options(statement_ms), "connect_timeout": CONNECT_TIMEOUT},
+        hide_parameters=True, query_cache_size=STATEMENT_CACHE,
+        connect_args={**session_options(statement_ms), "connect_timeout": CONNECT_TIMEOUT},
     )
 
 
@@ -256,6 +260,7 @@ class Database:
         reader = create_engine(
             normalise_url(url), echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=3600,
             isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_pre_ping=True, hide_parameters=True,
+            query_cache_size=STATEMENT_CACHE,
             connect_args={**session_options(limits and limits.search_ms, f"-c synchronous_commit={commits}"),
                           "connect_timeout": CONNECT_TIMEOUT},
         )

@@ -70,7 +70,7 @@ class StoreServices:
         compartment = patient_compartment()
         search = SearchEngine(registry, base_url, profiles.terminology, compartment)
         policies = PolicyBook.load(policy_folder)
-        reach = ReachBuilder(registry, search.context, policies, compartment)
+        reach = ReachBuilder(registry, search.context, policies, compartment, database.writer.dialect)
         compartment_keys = reach.compartment_keys(sorted(reach.compartment))
         services = cls(
             database=database,

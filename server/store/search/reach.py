@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     FromClause,
     Select,
@@ -163,7 +164,7 @@ class Reach:
             key = (types, reading, counting, self.honour_objection)
             found = self.clauses.get(key)
             if found is None:
-                found = self.clauses[key] = self.build(row, types, reading, counting)
+                found = self.clauses[key] = self.written(row, self.build(row, types, reading, counting))
             return found
         if reading and not counting:  # another row (a chain's targets, _has's sources): the kept reach, by its key
             return self.keyed(types)(row.c.pk)
@@ -176,9 +177,15 @@ class Reach:
         found = self.named.get(key)
         if found is None:
             row = resources.alias("reached")
-            found = self.named[key] = (row, self.build(row, types, True))
+            found = self.named[key] = (row, self.written(row, self.build(row, types, True)))
         row, clause = found
         return lambda pk: probed(select(row.c.pk).where(row.c.pk == pk, clause))
+
+    def written(self, row: FromClause, clause: ColumnElement[bool]) -> ColumnElement[bool]:
+        """A kept clause as the SQL text it compiles to, written once (see `precompiled`); the clause itself when
+        the database is not known."""
+        dialect = self.builder.dialect
+        return clause if dialect is None else precompiled(row, clause, dialect)
 
     def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool,
               counting: bool = False) -> ColumnElement[bool]:
@@ -328,6 +335,24 @@ def written_in(statement: Any, variable: frozenset[str], dialect: Any) -> Any:
     return replacement_traverse(statement, {}, fixed)
 
 
+def precompiled(row: FromClause, clause: ColumnElement[bool], dialect: Any) -> ColumnElement[bool]:
+    """A clause over `row` as the SQL text it compiles to for `dialect`, every value in it written as a literal
+    (all are the server's own: type names, parameter keys, the holder's name, policy codes): a statement carrying
+    it is built, cached and run without the SQL toolkit walking the reach's hundred elements at every execution
+    for its cache key and parameters. It reads `row` by the name `row` renders as in any statement that selects
+    from it (the table's name, or the alias's). The clause itself when one of its values has no literal form."""
+    compiled = written_in(select(row.c.pk).where(clause), frozenset(), dialect).compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if any(not bound.literal_execute for bound in compiled.binds.values()):
+        return clause
+    head, found, body = compiled.string.partition(" \nWHERE ")
+    if not found or "WHERE" in head:
+        return clause
+    if dialect.paramstyle in ("format", "pyformat"):
+        body = body.replace("%%", "%")  # written once more when the statement carrying it is compiled
+    return literal_column(f"({body})", Boolean)
+
+
 def probed(statement: Select) -> ColumnElement[bool]:
     """Whether a statement correlated with a row finds anything, tested row by row: written as a scalar
     subquery (first row or NULL), never as EXISTS, which PostgreSQL may turn into a join that first gathers
@@ -364,6 +389,8 @@ class ReachBuilder:
     book: PolicyBook
     r4_compartment: dict[str, list[str]]
     compartment: dict[str, list[str]] = field(init=False)
+    dialect: Any = None
+    """The database's SQL dialect: kept clauses are written as its SQL text once (None: kept as clauses)"""
     reaches: dict[Any, Reach] = field(init=False, default_factory=dict)
     last: tuple[Caller, Reach | None, float] | None = field(init=False, default=None)
 
