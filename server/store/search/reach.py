@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     false,
     literal_column,
     not_,
@@ -189,7 +190,7 @@ class Reach:
 
     def build(self, row: FromClause, types: tuple[str, ...] | None, reading: bool,
               counting: bool = False) -> ColumnElement[bool]:
-        folded = self.honour_objection and not self.policy.whole_record
+        folded = self.honour_objection and not self.policy.whole_record and not counting
         parts = [self.held(row, types, reading, counting, unobjected=folded)]
         scope_types = self.scope_clause(row, types) if reading else None
         if scope_types is not None:
@@ -211,10 +212,9 @@ class Reach:
         candidate is tested on its own (its patient, found through its compartment references, must be in the
         holder's kept rows), so a read costs two index probes however many people the organisation holds; a
         count (`counting`) lets the database join the holder's people whole instead when that is cheaper.
-        With `unobjected`, a record is held only if no objection hides its person, tested inside the holder's
-        probe on the person found there: only for the records the organisation holds (a search as a practice
-        reads ten candidates for each it keeps, and the database orders two tests of a row by their estimated
-        cost, which put the objection's first)."""
+        With `unobjected` (not for a count), a record is held only if no objection hides its person, and that is
+        tested only once it is found held: a search as a practice reads ten candidates for each it keeps, and
+        PostgreSQL orders two tests of a row by their estimated cost, which put the objection's first."""
         policy = self.policy
         compartment = self.builder.compartment
         if policy.whole_record:
@@ -234,9 +234,10 @@ class Reach:
                       .select_from(member.join(kept, and_(kept.c.holder == self.holder,
                                                           kept.c.patient == member.c.patient)))
                       .where(member.c.pk == row.c.pk))
-            if unobjected:  # on the compartment row found, so it runs only once one is found held
-                linked = linked.where(not_(self.objecting_member(member.c.pk)))
-            branches.append(and_(type_in(row, members), linked.exists() if counting else probed(linked)))
+            found = linked.exists() if counting else probed(linked)
+            if unobjected:  # CASE: the database evaluates its test before its answer, never the other way round
+                found = case((found, not_(self.objecting_member(row.c.pk))), else_=false())
+            branches.append(and_(type_in(row, members), found))
         if shared_types:
             branches.append(type_in(row, shared_types))
         if OWNED_TYPES & set(self.candidate_types(types)):
