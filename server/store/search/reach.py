@@ -32,8 +32,9 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.visitors import replacement_traverse
+from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
@@ -61,6 +62,8 @@ OBJECTION = [("status", "active"), ("scope", "http://terminology.hl7.org/CodeSys
 READ_LETTERS = ("r", "s")
 TYPE_NAME = re.compile(r"[A-Za-z]+")
 MAX_KEPT_REACHES = 512
+KEY_ROW = "reach_row"
+"""The name of the resources row a reach tested on a key is written over (`around_key` finds it in the text)."""
 HOT_CURSOR = "hot-path cursor"
 """The key of the driver cursor kept with each pooled connection for the compiled hot-path statements."""
 
@@ -172,15 +175,29 @@ class Reach:
         return self.build(row, types, reading, counting)
 
     def keyed(self, types: tuple[str, ...] | None) -> Callable[[Any], ColumnElement[bool]]:
-        """The read reach as a test of a resource's key (a column of an index table naming the resource): what
-        `clause` is over the resources row of that key (built once per reach and types)."""
+        """The read reach as a test of a resource's key (a column of an index table naming a live resource of
+        `types`, or a resources row's own key): what `clause` is over the resources row of that key (built once
+        per reach and types). Of one type but Patient, it is the reach's SQL text written around the key, the
+        type known (see `around_key`; not where a scope's search constraints test the type: a criterion's own
+        index tables, unaliased, would then sit around the key); else a probe of the resources row of that key."""
         key = ("keyed", types, self.honour_objection)
         found = self.named.get(key)
         if found is None:
-            row = resources.alias("reached")
-            found = self.named[key] = (row, self.written(row, self.build(row, types, True)))
-        row, clause = found
-        return lambda pk: probed(select(row.c.pk).where(row.c.pk == pk, clause))
+            found = self.named[key] = self.keyed_test(types)
+        return found
+
+    def keyed_test(self, types: tuple[str, ...] | None) -> Callable[[Any], ColumnElement[bool]]:
+        row = resources.alias(KEY_ROW)
+        clause = self.build(row, types, True)
+        dialect = self.builder.dialect
+        constrained = set(self.constrained_types())
+        if (dialect is not None and types is not None and len(types) == 1 and types[0] != "Patient"
+                and not constrained & {types[0], "*"}):  # a scope's constraints may read the row's own tables
+            parts = around_key(row, clause, types[0], dialect)
+            if parts is not None:
+                return lambda pk: KeyedClause(pk, parts)
+        written = self.written(row, clause)
+        return lambda pk: probed(select(row.c.pk).where(row.c.pk == pk, written))
 
     def written(self, row: FromClause, clause: ColumnElement[bool]) -> ColumnElement[bool]:
         """A kept clause as the SQL text it compiles to, written once (see `precompiled`); the clause itself when
@@ -342,16 +359,60 @@ def precompiled(row: FromClause, clause: ColumnElement[bool], dialect: Any) -> C
     it is built, cached and run without the SQL toolkit walking the reach's hundred elements at every execution
     for its cache key and parameters. It reads `row` by the name `row` renders as in any statement that selects
     from it (the table's name, or the alias's). The clause itself when one of its values has no literal form."""
-    compiled = written_in(select(row.c.pk).where(clause), frozenset(), dialect).compile(
-        dialect=dialect, compile_kwargs={"render_postcompile": True})
-    if any(not bound.literal_execute for bound in compiled.binds.values()):
-        return clause
-    head, found, body = compiled.string.partition(" \nWHERE ")
-    if not found or "WHERE" in head:
+    body = where_text(row, clause, dialect)
+    if body is None:
         return clause
     if dialect.paramstyle in ("format", "pyformat"):
         body = body.replace("%%", "%")  # written once more when the statement carrying it is compiled
     return literal_column(f"({body})", Boolean)
+
+
+def where_text(row: FromClause, clause: ColumnElement[bool], dialect: Any) -> str | None:
+    """A clause over `row` as `dialect` compiles it in a statement selecting from `row`, every value written as
+    a literal (None when one has no literal form)."""
+    compiled = written_in(select(row.c.pk).where(clause), frozenset(), dialect).compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if any(not bound.literal_execute for bound in compiled.binds.values()):
+        return None
+    head, found, body = compiled.string.partition(" \nWHERE ")
+    return body if found and "WHERE" not in head else None
+
+
+def around_key(row: FromClause, clause: ColumnElement[bool], resource_type: str,
+               dialect: Any) -> tuple[str, ...] | None:
+    """A clause over `row` (a resources alias named KEY_ROW) as the SQL text it compiles to, the row's type
+    written as `resource_type` and the text split where its key goes, for a row known to be of that type: a test
+    of a key without reading its resources row. None when the clause reads anything else of the row, or holds a
+    value with no literal form."""
+    if not TYPE_NAME.fullmatch(resource_type):
+        return None
+    body = where_text(row, clause, dialect)
+    if body is None:
+        return None
+    body = re.sub(rf"\b{KEY_ROW}\.type\b", f"'{resource_type}'", body)
+    parts = tuple(re.split(rf"\b{KEY_ROW}\.pk\b", body))
+    return None if any(f"{KEY_ROW}." in part for part in parts) else parts
+
+
+class KeyedClause(ColumnElement[bool]):
+    """The reach around a resource's key: the SQL text `around_key` wrote, the key rendered where it goes."""
+
+    inherit_cache = True
+    _traverse_internals = [("key", InternalTraversal.dp_clauseelement), ("parts", InternalTraversal.dp_plain_obj)]
+    type = Boolean()
+
+    def __init__(self, key: ColumnElement[Any], parts: tuple[str, ...]) -> None:
+        self.key = key
+        self.parts = parts
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.key._from_objects
+
+
+@compiles(KeyedClause)
+def render_keyed(element: KeyedClause, compiler: Any, **kw: Any) -> str:
+    return "(" + compiler.process(element.key, **kw).join(element.parts) + ")"
 
 
 def probed(statement: Select) -> ColumnElement[bool]:
