@@ -17,7 +17,6 @@ from sqlalchemy import (
     literal,
     nulls_last,
     select,
-    text,
     union,
     union_all,
 )
@@ -360,7 +359,10 @@ class SearchEngine:
         if connection.dialect.name != "postgresql":
             return self.count(repo, base)
         compiled = base.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-        plan = connection.execute(text("EXPLAIN (FORMAT JSON) " + str(compiled))).scalar_one()
+        # straight to the driver with no parameters: as SQL text (`text()`), a value's ` :word` would be read as a
+        # parameter to bind; psycopg turns the `%%` the compiler wrote for each `%` back into one
+        raw = connection.connection.driver_connection
+        plan = raw.execute("EXPLAIN (FORMAT JSON) " + str(compiled), ()).fetchone()[0]  # type: ignore[union-attr]
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
 
