@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     FromClause,
     Select,
@@ -32,8 +32,9 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
 from ...fhir.outcome import FhirError, Issue
@@ -63,7 +64,7 @@ READ_LETTERS = ("r", "s")
 TYPE_NAME = re.compile(r"[A-Za-z]+")
 MAX_KEPT_REACHES = 512
 KEY_ROW = "reach_row"
-"""The name of the resources row a reach tested on a key is written over (`around_key` finds it in the text)."""
+"""The name of the resources row a reach tested on a key is built over."""
 HOT_CURSOR = "hot-path cursor"
 """The key of the driver cursor kept with each pooled connection for the compiled hot-path statements."""
 
@@ -364,34 +365,47 @@ def precompiled(row: FromClause, clause: ColumnElement[bool], dialect: Any) -> C
         return clause
     if dialect.paramstyle in ("format", "pyformat"):
         body = body.replace("%%", "%")  # written once more when the statement carrying it is compiled
-    return literal_column(f"({body})", Boolean)
+    return literal_column(f"({body})")  # untyped: SQLite would compare a Boolean's text to 1
 
 
 def where_text(row: FromClause, clause: ColumnElement[bool], dialect: Any) -> str | None:
-    """A clause over `row` as `dialect` compiles it in a statement selecting from `row`, every value written as
-    a literal (None when one has no literal form)."""
-    compiled = written_in(select(row.c.pk).where(clause), frozenset(), dialect).compile(
-        dialect=dialect, compile_kwargs={"render_postcompile": True})
-    if any(not bound.literal_execute for bound in compiled.binds.values()):
+    """A clause over `row` as `dialect` compiles it in a statement selecting from `row` alone, every value written
+    as a literal (None when one has no literal form, or the clause reads a table other than `row` outside its
+    own subqueries)."""
+    try:
+        compiled = select(row.c.pk).where(clause).compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True, "render_postcompile": True})
+    except (CompileError, NotImplementedError):
         return None
     head, found, body = compiled.string.partition(" \nWHERE ")
-    return body if found and "WHERE" not in head else None
+    return body if found and head == select(row.c.pk).compile(dialect=dialect).string else None
 
 
 def around_key(row: FromClause, clause: ColumnElement[bool], resource_type: str,
                dialect: Any) -> tuple[str, ...] | None:
-    """A clause over `row` (a resources alias named KEY_ROW) as the SQL text it compiles to, the row's type
-    written as `resource_type` and the text split where its key goes, for a row known to be of that type: a test
-    of a key without reading its resources row. None when the clause reads anything else of the row, or holds a
-    value with no literal form."""
+    """A clause over `row` as the SQL text it compiles to, for a row known to be of `resource_type`: the row's type
+    written as that name and the text split where the row's key goes (a test of a key without reading its
+    resources row). Both are put in place in the clause before it is compiled, the key as a name made fresh for
+    the purpose, so no value written in the text is ever taken for either. None when the clause reads anything
+    else of the row, or holds a value with no literal form."""
     if not TYPE_NAME.fullmatch(resource_type):
         return None
-    body = where_text(row, clause, dialect)
-    if body is None:
+    marker = f"reach_key_{uuid.uuid4().hex}"
+    other: list[str] = []
+
+    def put_in_place(element: Any) -> Any:
+        if isinstance(element, ColumnClause) and element.table is row:
+            if element.key == "pk":
+                return literal_column(marker)
+            if element.key == "type":
+                return literal_column(f"'{resource_type}'")
+            other.append(element.key)
         return None
-    body = re.sub(rf"\b{KEY_ROW}\.type\b", f"'{resource_type}'", body)
-    parts = tuple(re.split(rf"\b{KEY_ROW}\.pk\b", body))
-    return None if any(f"{KEY_ROW}." in part for part in parts) else parts
+
+    body = where_text(row, replacement_traverse(clause, {}, put_in_place), dialect)
+    if body is None or other or marker not in body:
+        return None
+    return tuple(body.split(marker))
 
 
 class KeyedClause(ColumnElement[bool]):
@@ -399,7 +413,6 @@ class KeyedClause(ColumnElement[bool]):
 
     inherit_cache = True
     _traverse_internals = [("key", InternalTraversal.dp_clauseelement), ("parts", InternalTraversal.dp_plain_obj)]
-    type = Boolean()
 
     def __init__(self, key: ColumnElement[Any], parts: tuple[str, ...]) -> None:
         self.key = key
@@ -412,7 +425,12 @@ class KeyedClause(ColumnElement[bool]):
 
 @compiles(KeyedClause)
 def render_keyed(element: KeyedClause, compiler: Any, **kw: Any) -> str:
-    return "(" + compiler.process(element.key, **kw).join(element.parts) + ")"
+    key = compiler.process(element.key, **kw)
+    table = key.rpartition(".")[0]
+    if table and re.search(rf"\b(?:FROM|JOIN) {re.escape(table)}\b(?! AS )", "".join(element.parts)):
+        # the text reads the key's own table unaliased: the key's name would mean that table's row there
+        raise CompileError(f"the reach's text reads {table} unaliased around a key of it")
+    return "(" + key.join(element.parts) + ")"
 
 
 def probed(statement: Select) -> ColumnElement[bool]:
