@@ -279,8 +279,7 @@ class Reach:
         and no objection of theirs hides them (tested on the kept row found)."""
         if not self.policy.patients:
             return false()
-        return held_clause(self.holder, patient.c.id, counting,
-                           self.objecting_person if unobjected and self.honour_objection else None)
+        return held_clause(self.holder, patient.c.id, counting, self.objecting_person if unobjected else None)
 
     def scope_clause(self, row: FromClause, types: tuple[str, ...] | None) -> ColumnElement[bool] | None:
         """The scopes' half: types granted read or search, and the search constraints of v2 scopes."""
@@ -403,7 +402,7 @@ def around_key(row: FromClause, clause: ColumnElement[bool], resource_type: str,
         return None
 
     body = where_text(row, replacement_traverse(clause, {}, put_in_place), dialect)
-    if body is None or other or marker not in body:
+    if body is None or other or marker not in body or f"{KEY_ROW}." in body:
         return None
     return tuple(body.split(marker))
 
