@@ -267,3 +267,33 @@ def test_an_estimated_total_takes_any_search_value(world):
     query = f"/fhir/Observation?code:text={RUN}%2050%25%20:low&_count=1"
     assert bundle(world, f"{query}&_total=accurate")["total"] == 1
     assert bundle(world, f"{query}&_total=estimate")["total"] >= 0
+
+
+def test_a_page_read_off_a_code_in_key_order_lists_each_live_match_once(world):
+    """A search by one coded value reads its page straight off that code's index rows in key order: a resource
+    holding the code twice comes once, a deleted one never, and other criteria and paging apply as usual."""
+    system, code = "http://example.org/codes", f"{RUN}-twice"
+    coding = {"system": system, "code": code}
+    for name, status, codings in (("k1", "final", [coding, {**coding, "display": "again"}]),
+                                  ("k2", "final", [coding]), ("k3", "preliminary", [coding]),
+                                  ("k4", "final", [coding])):
+        put(world, {"resourceType": "Observation", "id": rid(name), "status": status, "code": {"coding": codings},
+                    "subject": {"reference": f"Patient/{rid('jean')}"}})
+    assert world.delete(f"/fhir/Observation/{rid('k4')}").status_code in (200, 204)
+
+    def paged(url: str) -> list[str]:
+        found: list[str] = []
+        while url:
+            page = bundle(world, url)
+            found += entries(page)
+            url = {link["relation"]: link["url"] for link in page["link"]}.get("next", "").replace(
+                "http://localhost", "")
+        return found
+
+    every = [f"Observation/{rid(n)}" for n in ("k1", "k2", "k3")]
+    assert paged(f"/fhir/Observation?code={system}|{code}") == every
+    assert paged(f"/fhir/Observation?code={system}|{code}&_count=1") == every
+    assert paged(f"/fhir/Observation?code={system}|{code}&status=final&_count=1") == every[:2]
+    assert paged(f"/fhir/Observation?code={system}|{code}&status=final&subject={rid('harold')}") == []
+    counted = bundle(world, f"/fhir/Observation?code={system}|{code}&_summary=count")
+    assert counted["total"] == 3

@@ -125,3 +125,43 @@ def test_a_scope_constraint_holding_percent_signs_and_colons_reads_as_written(se
     assert status(scoped, "GET", "Observation/obs-code-other", server.base) == 404
     found = scoped.get(f"{server.base}/Observation", params={"subject": "Patient/pa"}, timeout=60).json()
     assert {e["resource"]["id"] for e in found.get("entry", [])} == {"obs-code-percent"}
+
+
+def paged_in_order(session, url: str, params: dict[str, str]) -> list[str]:
+    """The ids a search finds, in order, following its next links."""
+    found: list[str] = []
+    answer = session.get(url, params=params, timeout=60).json()
+    while True:
+        found += [e["resource"]["id"] for e in answer.get("entry", []) if e.get("search", {}).get("mode") == "match"]
+        following = [link["url"] for link in answer.get("link", []) if link["relation"] == "next"]
+        if not following:
+            return found
+        answer = session.get(following[0], timeout=60).json()
+
+
+def test_a_sorted_search_of_one_person_pages_through_only_what_the_scopes_reach(server) -> None:
+    """One person's records sorted (the reach tested on the matches in their order, page by page): what a
+    scope's constraint hides leaves no gap in a page and no shift of the next one, in either direction,
+    as a type search and as a compartment search."""
+    patient = server.call("integration", "GET", "Patient/pa").json()
+    person = {key: value for key, value in patient.items() if key not in ("identifier", "meta")}
+    person["id"] = "p-sorted"
+    assert server.call("integration", "PUT", "Patient/p-sorted", json=person).status_code in (200, 201)
+    for day in range(1, 10):
+        category = "laboratory" if day % 3 else "vital-signs"
+        body = {"resourceType": "Observation", "id": f"obs-sorted-{day}", "status": "final",
+                "category": [{"coding": [{"system": CATEGORY, "code": category}]}], "code": {"text": "sorted"},
+                "subject": {"reference": "Patient/p-sorted"}, "effectiveDateTime": f"2026-03-0{day}"}
+        assert server.call("integration", "PUT", f"Observation/obs-sorted-{day}", json=body).status_code in (200, 201)
+    labs = [f"obs-sorted-{day}" for day in range(1, 10) if day % 3]
+    lab = client(server, f"system/Observation.rs?category={CATEGORY}|laboratory system/Patient.rs")
+    host = server.session("integration")
+    base = server.base
+    for count in ("1", "2", "4"):
+        newest_first = {"subject": "Patient/p-sorted", "_sort": "-date", "_count": count}
+        assert paged_in_order(lab, f"{base}/Observation", newest_first) == labs[::-1], count
+        assert paged_in_order(lab, f"{base}/Patient/p-sorted/Observation", {"_sort": "date", "_count": count}) == labs
+        assert paged_in_order(host, f"{base}/Observation", newest_first) == [
+            f"obs-sorted-{day}" for day in range(9, 0, -1)]
+    other = client(server, "system/Observation.rs system/Patient.rs", kind="hospital")  # holds nobody here
+    assert paged_in_order(other, f"{base}/Observation", {"patient": "p-sorted", "_sort": "-date"}) == []

@@ -7,7 +7,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_, union_all
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from ...fhir.dates import DateFormatError, now_us, parse_range
 from ...fhir.outcome import bad_request
@@ -74,6 +76,47 @@ def confines(criterion: Criterion) -> bool:
     param = criterion.param
     return (criterion.special is None and not criterion.chain and param is not None
             and param.type in TABLES_BY_TYPE and criterion.modifier not in ("missing", "not", "not-in"))
+
+
+def in_key_order(criterion: Criterion) -> bool:
+    """Whether the criterion's own index rows are found in key order: one coded value with its system (equal
+    leading columns of the token index, whose last is the key), or a composite whose first part names a code.
+    A page in key order is then read straight off them, and stops at its last row."""
+    param = criterion.param
+    if not confines(criterion) or criterion.modifier or len(criterion.values) != 1 or param is None:
+        return False
+    value = criterion.values[0]
+    if param.type == "token":
+        parts = split_escaped(value, "|")
+        return len(parts) == 2 and all(parts)
+    if param.type == "composite":
+        first = split_escaped_keep(value, "$")[0]
+        return bool(split_escaped(first, "|")[-1])
+    return False
+
+
+def matched_keys(criterion: Criterion, ctx: SearchContext) -> Select | None:
+    """The statement of a confining criterion's own index rows (the keys it matches, the caller's reach tested
+    on each where the context carries it), or None when the criterion is not of that shape."""
+    clause = build(criterion, resources, ctx)
+    if (isinstance(clause, BinaryExpression) and clause.operator is operators.in_op and clause.left is resources.c.pk
+            and isinstance(clause.right, ScalarSelect) and isinstance(clause.right.element, Select)):
+        return clause.right.element
+    return None
+
+
+def names_one_person(criterion: Criterion) -> bool:
+    """Whether the criterion is a plain reference to one Patient (`patient=123`, `subject=Patient/123`): its
+    matches are that person's records, a few hundred at most, never a population."""
+    param = criterion.param
+    if (criterion.special is not None or criterion.chain or param is None or param.type != "reference"
+            or len(criterion.values) != 1):
+        return False
+    modifier, value = criterion.modifier, criterion.values[0]
+    if modifier is not None:
+        return modifier == "Patient" and "/" not in value
+    kind, _, ident = value.rpartition("/")
+    return bool(ident) and (kind == "Patient" if kind else param.targets == ("Patient",))
 
 
 def build(criterion: Criterion, row: FromClause, ctx: SearchContext) -> ColumnElement[bool]:
