@@ -265,3 +265,10 @@ def test_population_searches_find_only_the_people_in_reach(audited, kind: str) -
         for params in ({"code": "http://loinc.org|29463-7"}, {"code": "http://loinc.org|29463-7", "_count": "1"},
                        {"code": "http://loinc.org|29463-7", "value-quantity": "gt50"}):
             assert paged_ids(audited, kind, "Observation", params) == observations
+        encounters = {f"Encounter/enc-{p}" for p in ("a", "b") if allowed(kind, p)}
+        for params in ({"date": "ge2000-01-01", "_sort": "-date"},
+                       {"date": "ge2000-01-01", "_sort": "date", "_count": "1"},
+                       {"date": "ge2000-01-01", "status": "in-progress", "_sort": "-date", "_count": "1"}):
+            assert paged_ids(audited, kind, "Encounter", params) == encounters, params
+            first_page = ids(audited(kind, "GET", "Encounter", params=params))  # the reach in the query: never short
+            assert len(first_page) == min(int(params.get("_count", "100")), len(encounters)), params

@@ -92,6 +92,12 @@ class SearchContext:
         statement that reads every match (see `Reach.clause`)."""
         return None if self.reach is None else self.reach.clause(row, types, counting=counting)
 
+    def key_reach(self, types: tuple[str, ...]) -> Callable[[Any], ColumnElement[bool]] | None:
+        """The caller's reach as a test of a live resource's key (None when the caller reaches everything)."""
+        if self.reach is None or self.reach.unrestricted:
+            return None
+        return self.reach.keyed(types)
+
     @property
     def postgres(self) -> bool:
         """Whether statements go to PostgreSQL (lists become one array parameter there)."""
@@ -351,11 +357,11 @@ class SearchEngine:
         a fence (`OFFSET 0`, which PostgreSQL neither pushes a test through nor pulls up), until the page is
         full: tested on every match before the sort, it ran some 300 times for a page of 20. Never for a
         population's search, whose matches, all sorted first, could be a region's."""
-        reach = context.reach
         if not query.sort and not extra:
             keyed = self.read_in_key_order(query, context, criteria)
             if keyed is not None:
                 return keyed
+        reach = context.key_reach(query.resource_types)
         if reach is None or not query.sort or not one_person:
             base, terms = self.ordered(query, extra, context, criteria)
             return base.order_by(*(term.clause() for term in terms))
@@ -363,7 +369,7 @@ class SearchEngine:
         labels = [f"sort_{index}" for index in range(len(terms))]
         matches = (base.add_columns(*(term.column.label(label) for term, label in zip(terms, labels, strict=True)))
                    .order_by(*(term.clause() for term in terms)).offset(0).subquery("matches"))
-        return (select(matches.c.pk).where(reach.keyed(query.resource_types)(matches.c.pk))
+        return (select(matches.c.pk).where(reach(matches.c.pk))
                 .order_by(*(term.clause(matches.c[label]) for term, label in zip(terms, labels, strict=True))))
 
     def read_in_key_order(self, query: SearchQuery, context: SearchContext,
@@ -376,8 +382,8 @@ class SearchEngine:
         if (not criteria or len(query.resource_types) != 1 or not predicates.in_key_order(criteria[0])
                 or not all(predicates.confines(c) for c in criteria)):
             return None
-        reach = context.reach
-        carrying = context if reach is None else replace(context, confine=reach.keyed(query.resource_types))
+        reach = context.key_reach(query.resource_types)
+        carrying = context if reach is None else replace(context, confine=reach)
         matched = predicates.matched_keys(criteria[0], carrying)
         if matched is None:
             return None
@@ -401,10 +407,19 @@ class SearchEngine:
                 if all(condition is not None for condition in conditions):
                     rest = [c for c in criteria if c not in on_key]
                     keys = [p.key for p in params if p is not None]
+                    column = row.c[high] if key.descending else row.c[low]
+                    terms = [SortTerm(column, key.descending), SortTerm(row.c.pk, key.descending)]
+                    if not extra and all(predicates.confines(c) for c in rest):
+                        # the index row names a live resource of its type: no resources row is read
+                        # (PostgreSQL read one for each candidate before testing the reach on it)
+                        reach = context.key_reach(query.resource_types)
+                        clauses = [predicates.sp_match(row, keys), *conditions,
+                                   *([] if reach is None else [reach(row.c.pk)]),
+                                   *(predicates.build(c, row, context) for c in rest)]
+                        return select(row.c.pk).where(*clauses), terms
                     join = and_(row.c.pk == resources.c.pk, predicates.sp_match(row, keys), *conditions)
                     base = self.filtered(query, extra, context, rest).select_from(resources.join(row, join))
-                    column = row.c[high] if key.descending else row.c[low]
-                    return base, [SortTerm(column, key.descending), SortTerm(row.c.pk, key.descending)]
+                    return base, terms
         return self.sorted(self.filtered(query, extra, context, criteria), query)
 
     def count(self, repo: Repository, base) -> int:
