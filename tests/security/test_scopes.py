@@ -163,5 +163,13 @@ def test_a_sorted_search_of_one_person_pages_through_only_what_the_scopes_reach(
         assert paged_in_order(lab, f"{base}/Patient/p-sorted/Observation", {"_sort": "date", "_count": count}) == labs
         assert paged_in_order(host, f"{base}/Observation", newest_first) == [
             f"obs-sorted-{day}" for day in range(9, 0, -1)]
+    pages, url = [], f"{base}/Patient/p-sorted/$everything?_count=2"
+    while url:  # the person's compartment in key order, the reach tested on it page by page: no short page
+        answer = lab.get(url, timeout=60).json()
+        pages.append([e["resource"]["id"] for e in answer.get("entry", [])
+                      if e.get("search", {}).get("mode", "match") == "match"])
+        url = next((link["url"] for link in answer.get("link", []) if link["relation"] == "next"), None)
+    assert all(len(page) == 2 for page in pages[:-1]) and pages[-1], pages
+    assert sorted(sum(pages, [])) == sorted(["p-sorted", *labs])
     other = client(server, "system/Observation.rs system/Patient.rs", kind="hospital")  # holds nobody here
     assert paged_in_order(other, f"{base}/Observation", {"patient": "p-sorted", "_sort": "-date"}) == []

@@ -92,7 +92,7 @@ class SearchContext:
         statement that reads every match (see `Reach.clause`)."""
         return None if self.reach is None else self.reach.clause(row, types, counting=counting)
 
-    def key_reach(self, types: tuple[str, ...]) -> Callable[[Any], ColumnElement[bool]] | None:
+    def key_reach(self, types: tuple[str, ...] | None) -> Callable[[Any], ColumnElement[bool]] | None:
         """The caller's reach as a test of a live resource's key (None when the caller reaches everything)."""
         if self.reach is None or self.reach.unrestricted:
             return None
@@ -498,15 +498,17 @@ class SearchEngine:
             itself = select(resources.c.pk).where(resources.c.type == "Patient", resources.c.id == patient_id)
             members = union(members, itself)
         statement = select(resources.c.pk).where(resources.c.pk.in_(members), resources.c.deleted.is_(False))
-        reached = replace(self.context, reach=repo.reach).reached(resources)
-        if reached is not None:
-            statement = statement.where(reached)
         if types:
             statement = statement.where(resources.c.type.in_(types))
         if since is not None:
             statement = statement.where(resources.c.updated >= since)
-        rows = repo.connection.execute(
-            statement.order_by(resources.c.pk).limit(count + 1).offset(offset)).scalars().all()
+        reach = replace(self.context, reach=repo.reach).key_reach(tuple(types) if types else None)
+        if reach is not None:  # tested on the person's records in key order until the page is full (see page_order)
+            fenced = statement.order_by(resources.c.pk).offset(0).subquery("members")
+            statement = select(fenced.c.pk).where(reach(fenced.c.pk)).order_by(fenced.c.pk)
+        else:
+            statement = statement.order_by(resources.c.pk)
+        rows = repo.connection.execute(statement.limit(count + 1).offset(offset)).scalars().all()
         pks = list(rows[:count])
         fetched = repo.fetch_many(pks)
         matches = [fetched[pk] for pk in pks if pk in fetched]
