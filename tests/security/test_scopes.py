@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.auth import register_client, session_for
+from tests.security.world import NHS
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
@@ -170,6 +171,46 @@ def test_a_sorted_search_of_one_person_pages_through_only_what_the_scopes_reach(
                       if e.get("search", {}).get("mode", "match") == "match"])
         url = next((link["url"] for link in answer.get("link", []) if link["relation"] == "next"), None)
     assert all(len(page) == 2 for page in pages[:-1]) and pages[-1], pages
-    assert sorted(sum(pages, [])) == sorted(["p-sorted", *labs])
+    assert sorted(found for page in pages for found in page) == sorted(["p-sorted", *labs])
     other = client(server, "system/Observation.rs system/Patient.rs", kind="hospital")  # holds nobody here
     assert paged_in_order(other, f"{base}/Observation", {"patient": "p-sorted", "_sort": "-date"}) == []
+
+
+@pytest.mark.parametrize("who,path,params", [
+    ("lab", "Observation", {"subject": "Patient/p-chain", "encounter:Encounter.status": "in-progress"}),
+    ("lab", "Observation", {"subject": "Patient/p-chain", "_has:Observation:has-member:status": "final"}),
+    ("lab", "Patient/p-chain/Observation", {"encounter:Encounter.status": "in-progress"}),
+    ("gp", "Observation", {"subject": "Patient/p-chain", "performer:Patient.family": "PersonB"}),
+    ("gp", "Observation", {"patient": "p-chain", "performer:Patient.identifier": f"{NHS}|9000000017"}),
+])
+def test_a_sorted_search_of_one_person_keeps_the_reach_on_its_chains_and_has(server, who, path, params) -> None:
+    """Sorted, one person's records are tested in order outside the statement that finds them; a chain's
+    targets and `_has`'s sources are still tested inside it: nothing out of reach (an Encounter outside the
+    scope, an Observation of another category, a person the practice does not hold) answers a criterion."""
+    patient = server.call("integration", "GET", "Patient/pa").json()
+    person = {key: value for key, value in patient.items() if key not in ("identifier", "meta")}
+    lab, vitals = ([{"coding": [{"system": CATEGORY, "code": code}]}] for code in ("laboratory", "vital-signs"))
+    subject = {"reference": "Patient/p-chain"}
+    for body in (
+            {**person, "id": "p-chain"},
+            {"resourceType": "Encounter", "id": "enc-chain", "status": "in-progress", "subject": subject,
+             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"}},
+            {"resourceType": "Observation", "id": "obs-chain-enc", "status": "final", "category": lab,
+             "code": {"text": "chain"}, "subject": subject, "encounter": {"reference": "Encounter/enc-chain"},
+             "effectiveDateTime": "2026-04-01"},
+            {"resourceType": "Observation", "id": "obs-chain-member", "status": "final", "category": lab,
+             "code": {"text": "chain"}, "subject": subject, "effectiveDateTime": "2026-04-02"},
+            {"resourceType": "Observation", "id": "obs-chain-panel", "status": "final", "category": vitals,
+             "code": {"text": "chain"}, "subject": subject, "effectiveDateTime": "2026-04-03",
+             "hasMember": [{"reference": "Observation/obs-chain-member"}]},
+            {"resourceType": "Observation", "id": "obs-chain-performer", "status": "final", "category": lab,
+             "code": {"text": "chain"}, "subject": subject, "performer": [{"reference": "Patient/pb"}],
+             "effectiveDateTime": "2026-04-04"}):
+        written = server.call("integration", "PUT", f"{body['resourceType']}/{body['id']}", json=body)
+        assert written.status_code in (200, 201), written.text
+    session = (client(server, f"system/Observation.rs?category={CATEGORY}|laboratory system/Patient.rs")
+               if who == "lab" else server.session("gp"))
+    url = f"{server.base}/{path}"
+    assert paged_in_order(session, url, params) == []
+    for order in ("date", "-date"):
+        assert paged_in_order(session, url, {**params, "_sort": order}) == [], order

@@ -260,16 +260,19 @@ class SearchEngine:
     # --------------------------------------------------------------------- SQL
 
     def filtered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext | None = None,
-                 criteria: list[Criterion] | None = None, counting: bool = False) -> Select:
+                 criteria: list[Criterion] | None = None, counting: bool = False,
+                 reach_matches: bool = True) -> Select:
         """The search's statement: the keys of the resources its criteria match within the caller's reach.
         The reach is tested where the resources are found: on the keys of the first criterion that confines
         the search to its own index rows, when there is one and every match is not to be read (not a count),
-        so a page read off that index in key order stops at its last row; else on the resources row."""
+        so a page read off that index in key order stops at its last row; else on the resources row. Without
+        `reach_matches` the caller tests it on the matches outside this statement (the reach over a chain's
+        targets or `_has`'s sources stays in it, as the criteria's own)."""
         context = context or self.context
         types = query.resource_types
         chosen = query.criteria if criteria is None else criteria
         clauses = list(extra)
-        reached = context.reached(resources, types, counting)
+        reached = context.reached(resources, types, counting) if reach_matches else None
         carrier = None
         if reached is not None and not counting:
             carrier = next((c for c in chosen if predicates.confines(c)), None)
@@ -365,7 +368,7 @@ class SearchEngine:
         if reach is None or not query.sort or not one_person:
             base, terms = self.ordered(query, extra, context, criteria)
             return base.order_by(*(term.clause() for term in terms))
-        base, terms = self.ordered(query, extra, replace(context, reach=None), criteria)
+        base, terms = self.ordered(query, extra, context, criteria, reach_matches=False)
         labels = [f"sort_{index}" for index in range(len(terms))]
         matches = (base.add_columns(*(term.column.label(label) for term, label in zip(terms, labels, strict=True)))
                    .order_by(*(term.clause() for term in terms)).offset(0).subquery("matches"))
@@ -377,25 +380,26 @@ class SearchEngine:
         """A page in key order, when the search's first criterion finds its index rows in key order and every
         other criterion has index rows of its own: the keys are read off the first one's rows (each names a live
         resource of the type, so no resources row is joined: PostgreSQL read the whole key index of resources
-        up to the page's last key to join them), the caller's reach tested on each, the other criteria as
+        up to the page's last key to join them), the caller's reach tested on each key, the other criteria as
         tests of the key. None for any other search."""
         if (not criteria or len(query.resource_types) != 1 or not predicates.in_key_order(criteria[0])
                 or not all(predicates.confines(c) for c in criteria)):
             return None
-        reach = context.key_reach(query.resource_types)
-        carrying = context if reach is None else replace(context, confine=reach)
-        matched = predicates.matched_keys(criteria[0], carrying)
+        matched = predicates.matched_keys(criteria[0], replace(context, confine=None))
         if matched is None:
             return None
         found = matched.subquery("found")
+        reach = context.key_reach(query.resource_types)
+        tests = [] if reach is None else [reach(found.c.pk)]  # PostgreSQL tests it on each index row it reads
         rest = [predicates.build(c, found, context) for c in criteria[1:]]
-        return select(found.c.pk).distinct().where(*rest).order_by(found.c.pk)
+        return select(found.c.pk).distinct().where(*tests, *rest).order_by(found.c.pk)
 
     def ordered(self, query: SearchQuery, extra: list[ColumnElement[bool]], context: SearchContext,
-                criteria: list[Criterion]) -> tuple[Select, list[SortTerm]]:
-        """The filtered search and its sort order. A single sort on a parameter with one value per resource
-        that the search also filters on becomes a join on that parameter's index row, carrying the
-        filter, in index order - so a page is read straight off the index and the scan stops early."""
+                criteria: list[Criterion], reach_matches: bool = True) -> tuple[Select, list[SortTerm]]:
+        """The filtered search and its sort order (`reach_matches` as for `filtered`). A single sort on a
+        parameter with one value per resource that the search also filters on becomes a join on that
+        parameter's index row, carrying the filter, in index order - so a page is read straight off the index
+        and the scan stops early."""
         if len(query.sort) == 1 and query.sort[0].param is not None:
             key = query.sort[0]
             params = [self.registry.get(t, key.name) for t in query.resource_types]
@@ -412,15 +416,16 @@ class SearchEngine:
                     if not extra and all(predicates.confines(c) for c in rest):
                         # the index row names a live resource of its type: no resources row is read
                         # (PostgreSQL read one for each candidate before testing the reach on it)
-                        reach = context.key_reach(query.resource_types)
+                        reach = context.key_reach(query.resource_types) if reach_matches else None
                         clauses = [predicates.sp_match(row, keys), *conditions,
                                    *([] if reach is None else [reach(row.c.pk)]),
                                    *(predicates.build(c, row, context) for c in rest)]
                         return select(row.c.pk).where(*clauses), terms
                     join = and_(row.c.pk == resources.c.pk, predicates.sp_match(row, keys), *conditions)
-                    base = self.filtered(query, extra, context, rest).select_from(resources.join(row, join))
+                    base = self.filtered(query, extra, context, rest, reach_matches=reach_matches).select_from(
+                        resources.join(row, join))
                     return base, terms
-        return self.sorted(self.filtered(query, extra, context, criteria), query)
+        return self.sorted(self.filtered(query, extra, context, criteria, reach_matches=reach_matches), query)
 
     def count(self, repo: Repository, base) -> int:
         return int(repo.connection.execute(select(func.count()).select_from(base.subquery())).scalar_one())

@@ -96,8 +96,8 @@ def in_key_order(criterion: Criterion) -> bool:
 
 
 def matched_keys(criterion: Criterion, ctx: SearchContext) -> Select | None:
-    """The statement of a confining criterion's own index rows (the keys it matches, the caller's reach tested
-    on each where the context carries it), or None when the criterion is not of that shape."""
+    """The statement of a confining criterion's own index rows (the keys it matches; the caller's reach tested
+    on each where the context carries it as `confine`), or None when the criterion is not of that shape."""
     clause = build(criterion, resources, ctx)
     if (isinstance(clause, BinaryExpression) and clause.operator is operators.in_op and clause.left is resources.c.pk
             and isinstance(clause.right, ScalarSelect) and isinstance(clause.right.element, Select)):
