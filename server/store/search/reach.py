@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     FromClause,
     Select,
@@ -26,6 +27,8 @@ from sqlalchemy import (
     bindparam,
     case,
     false,
+    func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -40,6 +43,7 @@ from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import OWNED_TYPES, AccessPolicy, PolicyBook, organization_token
+from ..indexer import TOKEN_MAX
 from ..schema import (
     idx_compartment,
     idx_reference,
@@ -51,7 +55,7 @@ from ..schema import (
 )
 from . import predicates
 from .holdings import held_clause, holder_key
-from .parse import QueryParser
+from .parse import QueryParser, split_escaped
 
 if TYPE_CHECKING:
     from ...fhir.searchparams import SearchParamRegistry
@@ -118,23 +122,31 @@ class Reach:
 
     def recorded_here(self, consent_pk: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the Consent `consent_pk` names the caller's organisation: one of its `organization` references
-        is to a live Organization carrying the caller's identifier. Written as probes of one table each, nested
-        (this test sits in every objection test, and planning a join of its three tables cost more than running
-        the statement)."""
+        is to a live Organization carrying the caller's identifier. On PostgreSQL the function
+        `consent_recorded_by` (migration 0011) runs that query, planned once per session rather than in every
+        statement carrying the reach; elsewhere it is written as probes of one table each, nested (this test sits
+        in every objection test, and planning a join of its three tables cost more than running the statement)."""
         registry = self.builder.registry
+        consent_key = registry.get("Consent", "organization").key  # type: ignore[union-attr]
+        identifier_key = registry.get("Organization", "identifier").key  # type: ignore[union-attr]
+        token = organization_token(self.caller.organization)
+        parts = split_escaped(token, "|")
+        system = parts[0][:TOKEN_MAX] if len(parts) > 1 else None
+        code = "|".join(parts[1:])[:TOKEN_MAX] if len(parts) > 1 else parts[0][:TOKEN_MAX]
+        dialect = self.builder.dialect
+        if dialect is not None and dialect.name == "postgresql" and code:
+            return func.consent_recorded_by(consent_pk, consent_key, identifier_key,
+                                            literal(system, String), literal(code, String), type_=Boolean)
         recorder, organization, named = (idx_reference.alias("recorder"), resources.alias("organization"),
                                          idx_token.alias("organization_identifier"))
         identified = probed(select(named.c.pk).where(
-            named.c.pk == organization.c.pk,
-            named.c.sp == registry.get("Organization", "identifier").key,  # type: ignore[union-attr]
-            predicates.token_clauses([organization_token(self.caller.organization)], named.c.system, named.c.code)))
+            named.c.pk == organization.c.pk, named.c.sp == identifier_key,
+            predicates.token_clauses([token], named.c.system, named.c.code)))
         live = probed(select(organization.c.pk).where(organization.c.type == "Organization",
                                                       organization.c.id == recorder.c.tid,
                                                       organization.c.deleted.is_(False), identified))
         return probed(select(recorder.c.pk).where(
-            recorder.c.pk == consent_pk,
-            recorder.c.sp == registry.get("Consent", "organization").key,  # type: ignore[union-attr]
-            recorder.c.ttype == "Organization", live))
+            recorder.c.pk == consent_pk, recorder.c.sp == consent_key, recorder.c.ttype == "Organization", live))
 
     @property
     def may_break_glass(self) -> bool:
