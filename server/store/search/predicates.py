@@ -87,11 +87,10 @@ def in_key_order(criterion: Criterion) -> bool:
         return False
     value = criterion.values[0]
     if param.type == "token":
-        parts = split_escaped(value, "|")
-        return len(parts) == 2 and all(parts)
+        system, code = token_parts(value)
+        return bool(system) and bool(code)
     if param.type == "composite":
-        first = split_escaped_keep(value, "$")[0]
-        return bool(split_escaped(first, "|")[-1])
+        return bool(token_parts(split_escaped_keep(value, "$")[0])[1])
     return False
 
 
@@ -292,6 +291,15 @@ def token_clause(value: str, system_col: ColumnElement, code_col: ColumnElement)
     return and_(system_col == system, code_col == code)
 
 
+def token_parts(value: str) -> tuple[str | None, str]:
+    """(system, code) of a token search value as the index holds them: `code` alone has no system (None: any
+    system matches); `system|` has an empty code (any code of the system)."""
+    parts = split_escaped(value, "|")
+    if len(parts) == 1:
+        return None, parts[0][:TOKEN_MAX]
+    return parts[0][:TOKEN_MAX], "|".join(parts[1:])[:TOKEN_MAX]
+
+
 def token_clauses(values: list[str], system_col: ColumnElement, code_col: ColumnElement,
                   postgres: bool = False) -> ColumnElement[bool]:
     """OR of token values, codes grouped per system so that a long list is one `IN` per system (an OR of
@@ -300,11 +308,10 @@ def token_clauses(values: list[str], system_col: ColumnElement, code_col: Column
     plain: list[str] = []  # codes of any system
     by_system: dict[str, list[str]] = {}
     for value in values:
-        parts = split_escaped(value, "|")
-        if len(parts) == 1:
-            plain.append(parts[0][:TOKEN_MAX])
+        system, code = token_parts(value)
+        if system is None:
+            plain.append(code)
             continue
-        system, code = parts[0][:TOKEN_MAX], "|".join(parts[1:])[:TOKEN_MAX]
         if code:
             by_system.setdefault(system, []).append(code)
         else:

@@ -43,7 +43,6 @@ from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 from ...fhir.outcome import FhirError, Issue
 from ...security.context import Caller
 from ...security.policy import OWNED_TYPES, AccessPolicy, PolicyBook, organization_token
-from ..indexer import TOKEN_MAX
 from ..schema import (
     idx_compartment,
     idx_reference,
@@ -55,7 +54,7 @@ from ..schema import (
 )
 from . import predicates
 from .holdings import held_clause, holder_key
-from .parse import QueryParser, split_escaped
+from .parse import QueryParser
 
 if TYPE_CHECKING:
     from ...fhir.searchparams import SearchParamRegistry
@@ -130,9 +129,7 @@ class Reach:
         consent_key = registry.get("Consent", "organization").key  # type: ignore[union-attr]
         identifier_key = registry.get("Organization", "identifier").key  # type: ignore[union-attr]
         token = organization_token(self.caller.organization)
-        parts = split_escaped(token, "|")
-        system = parts[0][:TOKEN_MAX] if len(parts) > 1 else None
-        code = "|".join(parts[1:])[:TOKEN_MAX] if len(parts) > 1 else parts[0][:TOKEN_MAX]
+        system, code = predicates.token_parts(token)
         dialect = self.builder.dialect
         if dialect is not None and dialect.name == "postgresql" and code:
             return func.consent_recorded_by(consent_pk, consent_key, identifier_key,
