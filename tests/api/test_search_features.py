@@ -271,14 +271,21 @@ def test_an_estimated_total_takes_any_search_value(world):
 
 def test_a_page_read_off_a_code_in_key_order_lists_each_live_match_once(world):
     """A search by one coded value reads its page straight off that code's index rows in key order: a resource
-    holding the code twice comes once, a deleted one never, and other criteria and paging apply as usual."""
+    with two index rows matching (two components of the code, by `component-code-value-quantity`) comes once,
+    a deleted one never, and other criteria and paging apply as usual."""
     system, code = "http://example.org/codes", f"{RUN}-twice"
     coding = {"system": system, "code": code}
-    for name, status, codings in (("k1", "final", [coding, {**coding, "display": "again"}]),
-                                  ("k2", "final", [coding]), ("k3", "preliminary", [coding]),
-                                  ("k4", "final", [coding])):
+    part = {"system": system, "code": f"{code}-part"}
+
+    def components(*values: int) -> list[dict]:
+        return [{"code": {"coding": [part]}, "valueQuantity": {"value": v, "unit": "mm[Hg]", "system":
+                 "http://unitsofmeasure.org", "code": "mm[Hg]"}} for v in values]
+
+    for name, status, codings, parts in (("k1", "final", [coding, {**coding, "display": "again"}], (120, 130)),
+                                         ("k2", "final", [coding], (140,)), ("k3", "preliminary", [coding], (90,)),
+                                         ("k4", "final", [coding], (150,))):
         put(world, {"resourceType": "Observation", "id": rid(name), "status": status, "code": {"coding": codings},
-                    "subject": {"reference": f"Patient/{rid('jean')}"}})
+                    "subject": {"reference": f"Patient/{rid('jean')}"}, "component": components(*parts)})
     assert world.delete(f"/fhir/Observation/{rid('k4')}").status_code in (200, 204)
 
     def paged(url: str) -> list[str]:
@@ -297,3 +304,6 @@ def test_a_page_read_off_a_code_in_key_order_lists_each_live_match_once(world):
     assert paged(f"/fhir/Observation?code={system}|{code}&status=final&subject={rid('harold')}") == []
     counted = bundle(world, f"/fhir/Observation?code={system}|{code}&_summary=count")
     assert counted["total"] == 3
+    by_part = f"/fhir/Observation?component-code-value-quantity={system}|{code}-part$gt100"
+    assert paged(by_part) == every[:2]
+    assert paged(by_part + "&_count=1") == every[:2]
