@@ -17,6 +17,7 @@ from .context import Caller
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 ALL = "all"
 PLACEHOLDER = re.compile(r"\{(organization|organization_code|days_ago:\d+)\}")
+DAYS_AGO = re.compile(r"\{days_ago:(\d+)\}")
 KIND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 OWNED_TYPES = frozenset({"Subscription"})
 """Types a client's organisation owns whatever its kind: it reaches those it created (store/search/reach.py)."""
@@ -45,6 +46,42 @@ class Relationship:
         for name, value in parse_qsl(query, keep_blank_values=True):
             params.append((name, fill(value, organization, today)))
         return resource_type, params
+
+    def passing(self, organization: str | None, since: datetime, today: datetime) -> list[Passing]:
+        """What of this relationship can change only because the days from `since` to `today` passed: one
+        `Passing` per criterion naming a date relative to today (none when no criterion does)."""
+        from urllib.parse import parse_qsl
+
+        resource_type, _, query = self.search.partition("?")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        found = []
+        for index, (name, value) in enumerate(pairs):
+            dated = DAYS_AGO.search(value)
+            if dated is None:
+                continue
+            days = timedelta(days=int(dated.group(1)))
+            others = [(other, fill(text, organization, today)) for at, (other, text) in enumerate(pairs)
+                      if at != index and not DAYS_AGO.search(text)]
+            found.append(Passing(resource_type, tuple(others), name, value[:dated.start()],
+                                 value[dated.end():], (since - days).date().isoformat(),
+                                 (today - days).date().isoformat()))
+        return found
+
+
+@dataclass(frozen=True)
+class Passing:
+    """A relationship's criterion naming a date relative to today, as the days from one day to another move it:
+    criterion `name` with comparator `prefix` named `first` on the earlier day and names `last` on the later.
+    A match of the relationship's other criteria (`others`; the other dated ones left out) moves in or out only
+    when a bound of its `name` value lies between the two dates (`rest`: text after the date, if any)."""
+
+    resource_type: str
+    others: tuple[tuple[str, str], ...]
+    name: str
+    prefix: str
+    rest: str
+    first: str
+    last: str
 
 
 def fill(value: str, organization: str | None, today: datetime | None) -> str:

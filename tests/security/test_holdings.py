@@ -217,3 +217,86 @@ def test_a_batch_entry_rolled_back_leaves_the_next_entry_keeping_rows_under_the_
         assert shared_locks(repo.connection) == 0  # gone with the savepoint
         holdings.holders(repo)  # the next entry keeps rows
         assert shared_locks(repo.connection) == 1
+
+
+def test_a_hospitals_rows_made_days_ago_are_brought_up_to_today_through_the_people_the_days_crossed(server) -> None:
+    """A hospital holds the people of its last 30 days of admissions. Rows made five days ago held that day's
+    30 days: the first request of today brings them up to today's, evaluating again only the people with an
+    admission the five days have crossed (on PostgreSQL the other rows are left as they were, not rewritten),
+    and the rows are then what evaluating the hospital whole today gives."""
+    from server.security.policy import ODS as ODS_SYSTEM
+    from server.store.search.holdings import holder_key
+
+    services = server.app.extensions["sharedcare"].services
+    holdings = services.holdings
+    policy = holdings.builder.book.policy("hospital")
+    organization = f"{ODS_SYSTEM}|RAA"
+    holder = holder_key(policy, organization)
+    written = [("Patient", "pc", patient("pc", "B82002")), ("Patient", "pd", patient("pd", "B82002"))]
+    for resource_type, resource_id, body in written:
+        assert server.call("integration", "PUT", f"{resource_type}/{resource_id}", json=body).status_code == 201
+    crossed = server.call("integration", "POST", "Encounter", json=admission("pc", "RAA", 40, 33)).json()["id"]
+    standing = server.call("integration", "POST", "Encounter", json=admission("pd", "RAA", 12, 10)).json()["id"]
+
+    def rows(connection: Any) -> list[tuple[str, str]]:
+        identity = "xmin::text" if backend() == "postgresql" else "''"
+        return sorted(connection.execute(text(f"SELECT patient, {identity} FROM reach_people WHERE holder = :h"),
+                                         {"h": holder}).all())
+
+    earlier = datetime.now(UTC) - timedelta(days=5)
+    with services.database.writer.begin() as connection:  # the rows as the hospital's first request made them then
+        holdings.evaluate(connection, policy, organization, earlier, None)
+        connection.execute(text("DELETE FROM reach_holders WHERE holder = :h"), {"h": holder})
+        connection.execute(text("INSERT INTO reach_holders (holder, day) VALUES (:h, :d)"),
+                           {"h": holder, "d": earlier.date().isoformat()})
+        made = rows(connection)
+    assert {"pa", "pc", "pd"} <= {person for person, _ in made}
+    holdings.ready.clear()  # as a process meeting the rows on a later day
+
+    assert server.call("hospital", "GET", "Patient/pc").status_code == 404  # its admission ended 33 days ago
+    assert server.call("hospital", "GET", "Patient/pd").status_code == 200
+    with services.database.writer.connect() as connection:
+        caught_up = rows(connection)
+        day = connection.execute(text("SELECT day FROM reach_holders WHERE holder = :h"), {"h": holder}).scalar()
+    with services.database.writer.connect() as connection, connection.begin() as whole:
+        holdings.evaluate(connection, policy, organization, datetime.now(UTC), None)  # undone below
+        evaluated = [person for person, _ in rows(connection)]
+        whole.rollback()
+    assert [person for person, _ in caught_up] == evaluated
+    assert "pc" not in evaluated and {"pa", "pd"} <= set(evaluated)
+    assert day == datetime.now(UTC).date().isoformat()
+    untouched = [row for row in made if row[0] != "pc"]
+    assert caught_up == untouched  # on PostgreSQL: the same row versions (xmin), none rewritten
+
+    for resource_type, resource_id in [("Encounter", crossed), ("Encounter", standing), ("Patient", "pc"),
+                                       ("Patient", "pd")]:
+        assert server.call("integration", "DELETE", f"{resource_type}/{resource_id}").status_code in (200, 204)
+
+
+def test_the_people_a_passing_day_can_change_are_those_whose_dated_values_it_crossed(server) -> None:
+    """Bringing rows up to a new day follows each dated criterion through the values the moving date crossed:
+    of a relationship whose matches are the people themselves (a birth date 1,000 days back, crossed by a
+    person born 1,003 days ago between five days ago and today, not by one born 990 days ago); a criterion it
+    cannot follow (an approximate date) has the rows made whole instead."""
+    from server.security.policy import AccessPolicy
+
+    def born(resource_id: str, days_ago: int) -> dict[str, Any]:
+        return {**patient(resource_id, "B82002"), "birthDate": stamp(days_ago)[:10]}
+
+    for resource_id, days_ago in (("pf", 1003), ("pg", 990)):
+        body = born(resource_id, days_ago)
+        assert server.call("integration", "PUT", f"Patient/{resource_id}", json=body).status_code == 201
+    holdings = server.app.extensions["sharedcare"].services.holdings
+    today = datetime.now(UTC)
+    made = (today - timedelta(days=5)).date().isoformat()
+    toddlers = AccessPolicy.from_data({"kind": "gp", "patients": [{"search": "Patient?birthdate=le{days_ago:1000}"}]},
+                                      "a test")
+    approximate = AccessPolicy.from_data({"kind": "gp", "patients": [
+        {"search": "Patient?birthdate=le{days_ago:1000}"},
+        {"search": "Encounter?date=ap{days_ago:30}", "patient": "subject"}]}, "a test")
+    with server.app.extensions["sharedcare"].services.database.writer.connect() as connection:
+        assert holdings.passing_people(connection, toddlers, None, made, today) == ["pf"]
+        assert holdings.passing_people(connection, toddlers, None, today.date().isoformat(), today) == []
+        assert holdings.passing_people(connection, approximate, None, made, today) is None
+    for resource_id in ("pf", "pg"):
+        assert server.call("integration", "DELETE", f"Patient/{resource_id}").status_code in (200, 204)

@@ -42,11 +42,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...fhir.outcome import FhirError, Issue
-from ...security.policy import AccessPolicy, organization_token
+from ...security.policy import AccessPolicy, Passing, organization_token
 from ..among import among
 from ..db import Database, advisory_locks, is_postgres, transaction
 from ..maintenance import analyze_table
-from ..schema import idx_reference, reach_holders, reach_objections, reach_people, resources
+from ..schema import idx_date, idx_reference, reach_holders, reach_objections, reach_people, resources
 from . import predicates
 
 if TYPE_CHECKING:
@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 
 HOLDERS_LOCK = 0x5EAC4_0001
 """Advisory lock: exclusive while a holder's rows are made whole, shared by writers keeping rows."""
+CROSSABLE = ("", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+"""Comparators a dated criterion of a relationship may have for its rows to be brought up to a new day through
+the matches whose bounds the moving date crossed (`ap` widens with the distance from now)."""
+CATCH_UP_LIMIT = 20000
+"""At most this many resources whose dates the passing days crossed are followed to bring a dated holder's rows
+up to a new day; past it the rows are made whole."""
 OBJECTIONS = "objections"
 """The `reach_holders` row that marks the objection rows as made."""
 
@@ -122,30 +128,39 @@ class Holdings:
     # ------------------------------------------------------------ making rows
 
     def ensure(self, policy: AccessPolicy, organization: str | None, today: datetime) -> None:
-        """Make a holder's rows if no process has (or, for relationships naming dates, not today)."""
+        """Make a holder's rows if no process has; for relationships naming dates, bring rows made on an earlier
+        day up to today (only the people whose dated matches the days since have crossed)."""
         if policy.kind in self.kinds:
             self.made_once(holder_key(policy, organization), today.date().isoformat(), self.kinds[policy.kind].dated,
-                           reach_people, lambda connection: self.evaluate(connection, policy, organization, today,
-                                                                          None))
+                           reach_people,
+                           lambda connection: self.evaluate(connection, policy, organization, today, None),
+                           lambda connection, made: self.evaluate(
+                               connection, policy, organization, today,
+                               self.passing_people(connection, policy, organization, made, today)))  # None: whole
 
     def ensure_objections(self) -> None:
         """Make the objection rows if no process has."""
         self.made_once(OBJECTIONS, datetime.now(UTC).date().isoformat(), False, reach_objections,
                        lambda connection: self.evaluate_objections(connection, None))
 
-    def made_once(self, marker: str, day: str, dated: bool, table: Table,
-                  make: Callable[[Connection], None]) -> None:
-        """Make the rows the `reach_holders` row `marker` stands for, if no process has (or, `dated`, not on
-        `day`), under the exclusive lock; then analyze their table: rows arriving at once misguide every plan
-        made on the statistics from before them."""
+    def made_once(self, marker: str, day: str, dated: bool, table: Table, make: Callable[[Connection], None],
+                  catch_up: Callable[[Connection, str], None] | None = None) -> None:
+        """Make the rows the `reach_holders` row `marker` stands for, if no process has, under the exclusive lock,
+        then analyze their table (rows arriving at once misguide every plan made on the statistics from before
+        them). Rows `dated` and made before `day` are brought up to it by `catch_up` (given the day they were
+        made), or made whole again without one."""
         if (marker, day) in self.ready:
             return
         with self.guard, transaction(self.database, writing=True) as connection:
             advisory_locks(connection, [HOLDERS_LOCK])
             made = connection.execute(select(reach_holders.c.day).where(reach_holders.c.holder == marker)).scalar()
-            whole = made is None or (dated and made < day)
+            stale = made is not None and dated and made < day
+            whole = made is None or (stale and catch_up is None)
             if whole:
                 make(connection)
+            elif stale:
+                catch_up(connection, made)  # type: ignore[misc]
+            if whole or stale:
                 connection.execute(delete(reach_holders).where(reach_holders.c.holder == marker))
                 connection.execute(reach_holders.insert().values(holder=marker, day=day))
         if whole:
@@ -178,6 +193,54 @@ class Holdings:
             cleared = cleared.where(among(kept.patient, people, postgres))
             found = found.where(among(person.c.id, people, postgres))
         replace_rows(connection, reach_people, cleared, ["holder", "patient"], found)
+
+    def passing_people(self, connection: Connection, policy: AccessPolicy, organization: str | None, made: str,
+                       today: datetime) -> list[str] | None:
+        """The people whose standing with a holder can have changed only because the days since `made` (the day
+        its rows were made) passed: those named by the matches of a relationship whose dated criterion has a bound
+        between the date it named then and the one it names today. None when the rows are better made whole: a
+        dated criterion this cannot follow (a chain, a modifier, an approximate comparison), or more than
+        CATCH_UP_LIMIT crossing values (a holder left many days)."""
+        since = datetime.fromisoformat(made).replace(tzinfo=UTC)
+        people: set[str] = set()
+        ref = idx_reference.c
+        postgres = is_postgres(connection)
+        for relationship in () if isinstance(policy.patients, str) else policy.patients:
+            for passing in relationship.passing(organization, since, today):
+                crossed = self.crossed(connection, passing)
+                if crossed is None:
+                    return None
+                if not crossed:
+                    continue
+                matching = self.builder.matching(passing.resource_type, list(passing.others))
+                matching = matching.where(among(matching.selected_columns[0], crossed, postgres))
+                if relationship.patient:
+                    param = self.builder.registry.get(passing.resource_type, relationship.patient)
+                    if param is None:
+                        return None
+                    found = select(ref.tid).where(ref.sp == param.key, ref.ttype == "Patient", ref.pk.in_(matching))
+                else:  # its matches are the people
+                    passed = resources.alias("passed")
+                    found = select(passed.c.id).where(passed.c.pk.in_(matching))
+                people.update(connection.execute(found).scalars())
+        return sorted(people)
+
+    def crossed(self, connection: Connection, passing: Passing) -> list[int] | None:
+        """The keys of the resources whose value of a relationship's dated criterion has a bound (its start or
+        end) between the dates the criterion names on the two days: read first, on their own, so the matches are
+        found from them (never from all of a hospital's encounters). None when the criterion is not a date
+        parameter of the type itself with an exact comparator, or more than CATCH_UP_LIMIT values crossed."""
+        param = self.builder.registry.get(passing.resource_type, passing.name)
+        if param is None or param.type != "date" or passing.rest or passing.prefix not in CROSSABLE:
+            return None
+        first = predicates.parse_date_value(passing.first, passing.name)[0]
+        last = predicates.parse_date_value(passing.last, passing.name)[1]
+        dates = idx_date.c
+        keys = list(connection.execute(
+            select(dates.pk).distinct().where(dates.sp == param.key, or_(dates.hi.between(first, last),
+                                                                        dates.lo.between(first, last)))
+            .limit(CATCH_UP_LIMIT + 1)).scalars())
+        return None if len(keys) > CATCH_UP_LIMIT else keys
 
     def evaluate_all(self, connection: Connection) -> None:
         """Make every holder's rows and the objection rows whole again (after a reindex changed what the
