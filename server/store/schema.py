@@ -287,7 +287,8 @@ reach_holders = Table(
     "reach_holders",
     metadata,
     Column("holder", Text, primary_key=True, comment="kind|organisation token"),
-    Column("day", String(10), nullable=False, comment="the day its relationships were last evaluated whole"),
+    Column("day", String(10), nullable=False, comment="the day its relationships were last evaluated"),
+    Column("basis", Text, nullable=True, comment="a digest of the relationships its rows were evaluated by"),
 )
 
 reach_people = Table(

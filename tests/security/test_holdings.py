@@ -225,7 +225,7 @@ def test_a_hospitals_rows_made_days_ago_are_brought_up_to_today_through_the_peop
     admission the five days have crossed (on PostgreSQL the other rows are left as they were, not rewritten),
     and the rows are then what evaluating the hospital whole today gives."""
     from server.security.policy import ODS as ODS_SYSTEM
-    from server.store.search.holdings import holder_key
+    from server.store.search.holdings import basis_of, holder_key
 
     services = server.app.extensions["sharedcare"].services
     holdings = services.holdings
@@ -247,8 +247,8 @@ def test_a_hospitals_rows_made_days_ago_are_brought_up_to_today_through_the_peop
     with services.database.writer.begin() as connection:  # the rows as the hospital's first request made them then
         holdings.evaluate(connection, policy, organization, earlier, None)
         connection.execute(text("DELETE FROM reach_holders WHERE holder = :h"), {"h": holder})
-        connection.execute(text("INSERT INTO reach_holders (holder, day) VALUES (:h, :d)"),
-                           {"h": holder, "d": earlier.date().isoformat()})
+        connection.execute(text("INSERT INTO reach_holders (holder, day, basis) VALUES (:h, :d, :b)"),
+                           {"h": holder, "d": earlier.date().isoformat(), "b": basis_of(policy)})
         made = rows(connection)
     assert {"pa", "pc", "pd"} <= {person for person, _ in made}
     holdings.ready.clear()  # as a process meeting the rows on a later day
@@ -277,7 +277,8 @@ def test_the_people_a_passing_day_can_change_are_those_whose_dated_values_it_cro
     """Bringing rows up to a new day follows each dated criterion through the values the moving date crossed:
     of a relationship whose matches are the people themselves (a birth date 1,000 days back, crossed by a
     person born 1,003 days ago between five days ago and today, not by one born 990 days ago); a criterion it
-    cannot follow (an approximate date) has the rows made whole instead."""
+    cannot follow (an approximate date, `_lastUpdated`, which has no date index rows) or rows made over a
+    month ago have the rows made whole instead."""
     from server.security.policy import AccessPolicy
 
     def born(resource_id: str, days_ago: int) -> dict[str, Any]:
@@ -298,5 +299,43 @@ def test_the_people_a_passing_day_can_change_are_those_whose_dated_values_it_cro
         assert holdings.passing_people(connection, toddlers, None, made, today) == ["pf"]
         assert holdings.passing_people(connection, toddlers, None, today.date().isoformat(), today) == []
         assert holdings.passing_people(connection, approximate, None, made, today) is None
+        updated = AccessPolicy.from_data({"kind": "gp", "patients": [
+            {"search": "Encounter?_lastUpdated=ge{days_ago:30}", "patient": "subject"}]}, "a test")
+        assert holdings.passing_people(connection, updated, None, made, today) is None  # no date index rows
+        long_ago = (today - timedelta(days=40)).date().isoformat()
+        assert holdings.passing_people(connection, toddlers, None, long_ago, today) is None
     for resource_id in ("pf", "pg"):
         assert server.call("integration", "DELETE", f"Patient/{resource_id}").status_code in (200, 204)
+
+
+def test_a_holders_rows_evaluated_by_an_edited_policy_are_made_whole_again(server) -> None:
+    """A locality edits a kind's policy as data: rows evaluated by its former relationships are made whole again
+    by the first caller that needs them, the same day (here the hospital's 30 days cut to 14)."""
+    from server.security.policy import ODS as ODS_SYSTEM
+    from server.security.policy import AccessPolicy
+
+    services = server.app.extensions["sharedcare"].services
+    holdings = services.holdings
+    shipped = holdings.builder.book.policy("hospital")
+    edited = AccessPolicy.from_data({"kind": "hospital", "patients": [{
+        "search": "Encounter?service-provider:Organization.identifier={organization}&date=ge{days_ago:14}",
+        "patient": "subject"}]}, "an edited policy")
+    organization = f"{ODS_SYSTEM}|RAA"
+    assert server.call("integration", "PUT", "Patient/ph", json=patient("ph", "B82002")).status_code == 201
+    admitted = server.call("integration", "POST", "Encounter", json=admission("ph", "RAA", 25, 20)).json()["id"]
+    assert server.call("hospital", "GET", "Patient/ph").status_code == 200  # ended 20 days ago: within 30
+
+    def held() -> set[str]:
+        with services.database.writer.connect() as connection:
+            return set(connection.execute(text("SELECT patient FROM reach_people WHERE holder = :h"),
+                                          {"h": f"hospital|{organization}"}).scalars())
+
+    today = datetime.now(UTC)
+    holdings.ready.clear()
+    holdings.ensure(edited, organization, today)
+    assert "ph" not in held() and "pa" in held()
+    holdings.ready.clear()
+    holdings.ensure(shipped, organization, today)  # and back
+    assert {"ph", "pa"} <= held()
+    for path in (f"Encounter/{admitted}", "Patient/ph"):
+        assert server.call("integration", "DELETE", path).status_code in (200, 204)
