@@ -93,22 +93,29 @@ class BundleProcessor:
             raise bad_request("Every batch or transaction entry needs a request", f"{where}.request")
         method = request.get("method")
         url = request.get("url")
-        if method not in METHOD_ORDER or not isinstance(url, str) or not url:
+        if not isinstance(method, str) or method not in METHOD_ORDER or not isinstance(url, str) or not url:
             raise bad_request("An entry request needs a method (GET HEAD POST PUT PATCH DELETE) and a url",
                               f"{where}.request")
+        if raw.get("resource") is not None and not isinstance(raw["resource"], dict):
+            raise bad_request("An entry's resource must be a JSON object", f"{where}.resource")
         for key in ("url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"):
             value = request.get(key)
             if isinstance(value, str) and CONTROL.search(value):
                 raise bad_request(f"Control characters are not allowed in request.{key}", f"{where}.request.{key}")
         full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
-        return Entry(index, method, self.relative(url), full_url, raw.get("resource"), request)
+        return Entry(index, method, self.relative(url, f"{where}.request.url"), full_url, raw.get("resource"),
+                     request)
 
-    def relative(self, url: str) -> str:
+    def relative(self, url: str, where: str) -> str:
+        """A URL of this server as a path below its base (400 naming `where` when it is not a URL)."""
         base = self.api.base_url
         if url.startswith(base + "/"):
             return url[len(base) + 1:]
         if "://" in url:
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+            except ValueError as exc:
+                raise bad_request(f"{url!r} is not a valid URL: {exc}", where) from exc
             return parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
         return url.lstrip("/")
 
@@ -231,6 +238,8 @@ class BundleProcessor:
                     raise FhirError(412, [Issue("multiple-matches", f"Conditional update matched {len(matches)} "
                                                                     f"resources: {entry.criteria}")])
                 body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
+                if body_id is not None and not isinstance(body_id, str):
+                    raise bad_request("Resource.id must be a string", f"{entry.where}.resource.id")
                 found = matches[0][1] if matches else (body_id or str(uuid.uuid4()))
                 if not matches and not body_id:
                     entry.extra["new_id"] = found  # nobody else can hold an id made up just now
@@ -295,7 +304,7 @@ class BundleProcessor:
         criteria, however spelled, or else exactly one stored resource (412 for none or several)."""
         if reference in cache:
             return cache[reference]
-        resource_type, _, query = self.relative(reference).partition("?")
+        resource_type, _, query = self.relative(reference, entry.where).partition("?")
         if resource_type not in self.api.services.types.supported:
             raise bad_request(f"Conditional reference {reference!r} names an unknown type", entry.where)
         criteria = repo.criteria(resource_type, query, f"Conditional reference {reference}", entry.where)

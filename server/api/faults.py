@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from urllib.parse import urlencode
 
 from ..fhir.outcome import FhirError, Issue
@@ -45,4 +46,16 @@ def database_fault(exc: BaseException, method: str, path: str, params: list[tupl
     if connection_lost(exc):
         return FhirError(503, [Issue("transient", f"The database is not reachable at the moment{not_made}; try "
                                                   "again shortly")], headers={"Retry-After": "1"})
+    if too_deep(exc):
+        return FhirError(400, [Issue("too-costly", f"The request {described(method, path, params)} nests deeper than "
+                                                   "this database can parse (each chained step carries the caller's "
+                                                   f"access rules){not_made}: use fewer chained steps or _has "
+                                                   "levels")])
     return None
+
+
+def too_deep(exc: BaseException) -> bool:
+    """SQLite refused a statement for its nesting (a chain of chains, each step with the caller's reach)."""
+    cause = getattr(exc, "orig", None) or exc
+    return isinstance(cause, sqlite3.OperationalError) and any(
+        words in str(cause) for words in ("parser stack overflow", "Expression tree is too large"))

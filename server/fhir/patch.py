@@ -26,7 +26,7 @@ def json_patch(document: Any) -> Patcher:
         raise bad_request("A JSON Patch body must be a JSON array of operations")
     try:
         patch = jsonpatch.JsonPatch(document)
-    except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
+    except (jsonpatch.InvalidJsonPatch, jsonpointer.JsonPointerException, TypeError, AttributeError) as exc:
         raise bad_request(f"Invalid JSON Patch: {exc}") from exc
 
     def apply(resource: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +96,10 @@ class PatchOperation:
     def parse(cls, parameter: Any, where: str) -> PatchOperation:
         if not isinstance(parameter, dict) or parameter.get("name") != "operation":
             raise bad_request("Every FHIRPath Patch parameter must be named 'operation'", where)
-        parts = {p.get("name"): p for p in parameter.get("part", []) if isinstance(p, dict)}
+        listed = parameter.get("part", [])
+        if not isinstance(listed, list):
+            raise bad_request("The parts of a FHIRPath Patch operation must be a list", f"{where}.part")
+        parts = {p["name"]: p for p in listed if isinstance(p, dict) and isinstance(p.get("name"), str)}
         kind = parts.get("type", {}).get("valueCode")
         path = parts.get("path", {}).get("valueString")
         if kind not in OPERATIONS or not isinstance(path, str) or not path.strip():
@@ -134,6 +137,8 @@ class PatchOperation:
         if self.kind == "delete":
             if len(found) > 1:
                 raise self.fail(f"it matches {len(found)} elements; only a single element can be deleted")
+            if found and found[0].parent is None:
+                raise self.fail("the resource itself cannot be deleted (DELETE the resource instead)")
             if found:
                 remove(found[0])
             return

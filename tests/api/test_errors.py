@@ -132,3 +132,68 @@ def test_an_operation_at_no_operation_level_names_the_levels_not_a_python_value(
                           text="operations run at system")
     assert "None" not in body["issue"][0]["diagnostics"]
     assert "/Patient/1/Observation/$lastn" in body["issue"][0]["diagnostics"]
+
+
+def bundle(kind: str, *entries: dict) -> bytes:
+    return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": list(entries)})
+
+
+def patch_operation(*parts: dict) -> bytes:
+    return orjson.dumps({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": list(parts)}]})
+
+
+PATIENT_ENTRY = {"request": {"method": "POST", "url": "Patient"}}
+HOSTILE_BODIES = [  # (method, path, content type, body, status, expression the outcome names)
+    ("POST", "", FHIR_JSON, bundle("transaction", {"request": {"method": {"a": 1}, "url": "Patient"}}), 400,
+     "Bundle.entry[0].request"),
+    ("POST", "", FHIR_JSON, bundle("batch", {"request": {"method": ["GET"], "url": "Patient"}}), 400,
+     "Bundle.entry[0].request"),
+    ("POST", "", FHIR_JSON, bundle("transaction", {**PATIENT_ENTRY, "resource": 5}), 400, "Bundle.entry[0].resource"),
+    ("POST", "", FHIR_JSON, bundle("batch", {**PATIENT_ENTRY, "resource": [patient()]}), 400,
+     "Bundle.entry[0].resource"),
+    ("POST", "", FHIR_JSON, bundle("transaction", {"request": {"method": "GET", "url": "http://[::1/Patient"}}), 400,
+     "Bundle.entry[0].request.url"),
+    ("POST", "", FHIR_JSON, bundle("transaction", {**PATIENT_ENTRY, "resource": {
+        **patient(), "managingOrganization": {"reference": "http://[::1/Organization?identifier=x"}}}), 400,
+     "Bundle.entry[0]"),
+    ("POST", "", FHIR_JSON, bundle("transaction", {"request": {"method": "PUT", "url": "Patient?identifier=x|y"},
+                                                   "resource": {**patient(), "id": ["a"]}}), 400,
+     "Bundle.entry[0].resource.id"),
+    ("POST", "", FHIR_JSON, bundle("transaction", {"request": {"method": "PUT", "url": "Patient?identifier=x|y"},
+                                                   "resource": {**patient(), "id": 5}}), 400,
+     "Bundle.entry[0].resource.id"),
+    ("PATCH", "Patient/{id}", "application/json-patch+json", b'[{"op":"add","path":"/a~2b","value":1}]', 400, None),
+    ("PATCH", "Patient/{id}", "application/json-patch+json", b'[{"op":"add","path":"a","value":1}]', 400, None),
+    ("PATCH", "Patient?_id={id}", "application/json-patch+json", b'[{"op":"add","path":"/a~2b","value":1}]', 400,
+     None),
+    ("PATCH", "Patient/{id}", FHIR_JSON, patch_operation({"name": ["type"], "valueCode": "add"}), 400,
+     "Parameters.parameter[0]"),
+    ("PATCH", "Patient/{id}", FHIR_JSON, orjson.dumps({"resourceType": "Parameters", "parameter": [
+        {"name": "operation", "part": 5}]}), 400, "Parameters.parameter[0].part"),
+    ("PATCH", "Patient/{id}", FHIR_JSON, patch_operation({"name": "type", "valueCode": "delete"},
+                                                         {"name": "path", "valueString": "Patient"}), 422,
+     "Parameters.parameter[0]"),
+    *[("POST", operation, FHIR_JSON, orjson.dumps({"resourceType": "Parameters", "parameter": listed}), 400,
+       expression)
+      for operation in ("Patient/$validate", "ValueSet/$expand", "CodeSystem/$lookup", "$case-finding", "$outcomes")
+      for listed, expression in ((5, "Parameters.parameter"), ([5], "Parameters.parameter[0]"),
+                                 ([None], "Parameters.parameter[0]"), ("x", "Parameters.parameter"))],
+    ("GET", "$outcomes?periodEnd=0001-01-01", None, None, 400, "periodEnd"),
+    ("GET", "$outcomes?periodStart=0001-01-01", None, None, 400, "periodStart"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "content_type", "body", "status", "expression"), HOSTILE_BODIES)
+def test_hostile_bodies_are_refused_with_an_outcome_never_500(client, method, path, content_type, body, status,
+                                                              expression):
+    """Bodies whose parts have the wrong JSON type (a method or a resource not an object, a parameter list that is
+    a number), URLs that do not parse, patches with bad pointers or a path to the resource itself, and periods
+    that reach before year 1 each get their 4xx and an OperationOutcome naming where, and change nothing."""
+    created = client.post("/fhir/Patient", data=orjson.dumps(patient()), content_type=FHIR_JSON)
+    assert created.status_code == 201, created.data[:300]
+    target = created.get_json()["id"]
+    before = client.get(f"/fhir/Patient/{target}").get_json()["meta"]["versionId"]
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.open(f"/fhir/{path.format(id=target)}", method=method, data=body, headers=headers)
+    assert_outcome(response, status, expression=expression)
+    assert client.get(f"/fhir/Patient/{target}").get_json()["meta"]["versionId"] == before

@@ -24,6 +24,8 @@ ASSESSED = ("RiskAssessment", "Flag", "Task")
 FINDING = ("Patient", "RiskAssessment")
 PROGRAMME = ("EpisodeOfCare", "CareTeam", "CarePlan")
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+EARLIEST_PERIOD, LATEST_PERIOD = date(1900, 1, 1), date(9998, 12, 31)
+"""The days an `$outcomes` period may start and end within (its months and the year before are counted)."""
 
 
 def register(api: FhirApi) -> None:
@@ -241,7 +243,11 @@ def caseload(ix: Interaction, care: CareServices) -> FhirResponse:
 def report(ix: Interaction, care: CareServices) -> FhirResponse:
     params = OperationParams(ix.request)
     end = day_param(params, "periodEnd", care.today())
-    start = day_param(params, "periodStart", date(end.year - 1, end.month, 1))
+    start = day_param(params, "periodStart", date(max(end.year - 1, 1), end.month, 1))
+    for name, day in (("periodEnd", end), ("periodStart", start)):
+        if not EARLIEST_PERIOD <= day <= LATEST_PERIOD:
+            raise bad_request(f"{name} must lie between {EARLIEST_PERIOD} and {LATEST_PERIOD}, not {day}", name,
+                              code="value")
     result = outcomes.outcomes(care, ix.repo, start=start, end=end, practice=params.text("practice"),
                                locality=params.text("locality"), programme=params.text("programme"))
     return FhirResponse(200, result)

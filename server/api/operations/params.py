@@ -23,17 +23,22 @@ class OperationParams:
             if not isinstance(body, dict):
                 raise bad_request("The body must be a Parameters resource")
             if body.get("resourceType") == "Parameters":
-                for parameter in body.get("parameter", []):
-                    self.add(parameter)
+                listed = body.get("parameter", [])
+                if not isinstance(listed, list):
+                    raise bad_request("Parameters.parameter must be a list", "Parameters.parameter")
+                for index, parameter in enumerate(listed):
+                    self.add(parameter, f"Parameters.parameter[{index}]")
             elif body_resource_name is not None:
                 self.values.setdefault(body_resource_name, []).append(body)
             else:
                 raise bad_request(f"The body must be a Parameters resource, not a {body.get('resourceType')}")
 
-    def add(self, parameter: Json) -> None:
+    def add(self, parameter: Json, where: str = "Parameters.parameter") -> None:
+        if not isinstance(parameter, dict):
+            raise bad_request("Every parameter must be a JSON object", where)
         name = parameter.get("name")
         if not isinstance(name, str):
-            raise bad_request("Every parameter needs a name", "Parameters.parameter.name")
+            raise bad_request("Every parameter needs a name", f"{where}.name")
         if "resource" in parameter:
             self.values.setdefault(name, []).append(parameter["resource"])
             return
