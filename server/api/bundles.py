@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +63,7 @@ class BundleProcessor:
 
     def __init__(self, api: FhirApi) -> None:
         self.api = api
+        self.running = threading.local()  # the Bundle a request thread is running: its kind and deadline
 
     def process(self, bundle: Any, outer: FhirRequest, repo: Repository) -> FhirResponse:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -75,10 +78,16 @@ class BundleProcessor:
             raise FhirError(413, [Issue("too-costly", f"A Bundle may hold at most {MAX_ENTRIES} entries")])
         entries = [self.entry(raw, index) for index, raw in enumerate(raw_entries)]
         self.api.services.validator.check_envelope(envelope(bundle))
-        if kind == "batch":
-            responses = [self.run_batch_entry(entry, outer, repo) for entry in entries]
-        else:
-            responses = self.run_transaction(entries, outer, repo)
+        limit_ms = self.api.services.database.statement_limit(writing=True, operation=True)
+        self.running.kind, self.running.limit_ms = kind, limit_ms
+        self.running.deadline = time.monotonic() + limit_ms / 1000 if limit_ms else None
+        try:
+            if kind == "batch":
+                responses = [self.run_batch_entry(entry, outer, repo) for entry in entries]
+            else:
+                responses = self.run_transaction(entries, outer, repo)
+        finally:
+            self.running.deadline = None
         body = {"resourceType": "Bundle", "type": f"{kind}-response"}
         texts = [self.response_entry(response, outer) for response in responses]
         text = dumps(body)[:-1] + ',"entry":[' + ",".join(texts) + "]}"
@@ -322,7 +331,23 @@ class BundleProcessor:
 
     # ----------------------------------------------------------------- dispatch
 
+    def check_deadline(self, entry: Entry) -> None:
+        """A Bundle runs within the time an operation may take (each of its statements has its own limit, but
+        ten thousand entries could hold a worker for hours): past it, a transaction stops whole and changes
+        nothing, and a batch's remaining entries are answered without being run."""
+        deadline = getattr(self.running, "deadline", None)
+        if deadline is None or time.monotonic() <= deadline:
+            return
+        seconds = f"{self.running.limit_ms / 1000:g} s"
+        if self.running.kind == "transaction":
+            message = (f"The transaction ran past the {seconds} a Bundle may take, at {entry.where}; nothing was "
+                       "changed: send it as smaller transactions")
+        else:
+            message = f"Not run: the batch ran past the {seconds} a Bundle may take; send it again in a smaller batch"
+        raise FhirError(503, [Issue("too-costly", message, (entry.where,))])
+
     def dispatch(self, entry: Entry, outer: FhirRequest, repo: Repository) -> FhirResponse:
+        self.check_deadline(entry)
         path, _, query = entry.url.partition("?")
         body = entry.resource
         content_type = "application/fhir+json"

@@ -99,3 +99,38 @@ def test_health_tells_live_from_ready(fresh_app: Flask) -> None:
         with engine.begin() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
     assert anonymous.get("/health/ready").status_code == 200
+
+
+@pytest.fixture()
+def bundle_limited(tmp_path: Path) -> Iterator[Flask]:
+    """An app whose Bundles may take 100 ms (the operation limit; each statement keeps its own)."""
+    url, drop = create_database(tmp_path)
+    app = create_app(Settings.from_env({}, database_url=url, statement_limits=StatementLimits(operation_ms=100)))
+    authenticate_app(app)
+    yield app
+    app.extensions["sharedcare"].services.database.dispose()
+    drop()  # type: ignore[operator]
+
+
+def test_a_bundle_past_the_time_a_bundle_may_take_stops(bundle_limited: Flask) -> None:
+    """Each statement of a Bundle has its limit, but ten thousand entries could hold a worker for hours: a
+    transaction past the operation limit stops whole and changes nothing; a batch answers its remaining entries
+    as not run, quickly."""
+    client = bundle_limited.test_client()
+    family = unique("Bundled")
+    creates = [{"resource": patient(name=[{"family": family}]), "request": {"method": "POST", "url": "Patient"}}
+               for _ in range(400)]
+    started = time.monotonic()
+    answer = client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": creates})
+    body = assert_outcome(answer, 503, "too-costly", text="a Bundle may take")
+    assert "nothing was changed" in body["issue"][0]["diagnostics"]
+    assert client.get(f"/fhir/Patient?family={family}&_summary=count").get_json()["total"] == 0
+
+    reads = [{"request": {"method": "GET", "url": "Patient?_count=1"}} for _ in range(400)]
+    answer = client.post("/fhir", json={"resourceType": "Bundle", "type": "batch", "entry": reads})
+    assert answer.status_code == 200, answer.data[:300]
+    statuses = [entry["response"]["status"] for entry in answer.get_json()["entry"]]
+    assert statuses[0].startswith("200") and statuses[-1].startswith("503"), statuses[:3] + statuses[-3:]
+    assert statuses == sorted(statuses, key=lambda status: status.startswith("503"))  # run until the deadline
+    assert time.monotonic() - started < 30
+    assert_still_serving(client)
