@@ -11,7 +11,9 @@ BUNDLE_URNS = ("urn:uuid:", "urn:oid:")
 REFERENCE_IN_JSON = re.compile(r'"reference":"((?:[^"\\]|\\.)*)"')
 """A `reference` element with a string value in compact JSON text (an unescaped quote can only bound a
 string, so this never matches inside one)."""
-LOCAL_REFERENCE = re.compile(r"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+LOCAL_REFERENCE = re.compile(r"([A-Z][A-Za-z]{1,63})/([^/?#\s]+)(?:/_history/[^/?#\s]+)?")
+"""`Type/id` (or a version of it): any id text, so one no resource can have (`a_b`, 65 characters) is looked up,
+found missing and refused like any other missing target, never passed over as not a reference of this server."""
 
 
 def reference_values_in_json(text: str) -> Iterator[str]:

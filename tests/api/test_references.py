@@ -97,6 +97,18 @@ def test_a_reference_to_a_missing_resource_is_refused_and_nothing_is_written(cli
     assert count(client, f"Observation?code:text={code}") == 0
 
 
+@pytest.mark.parametrize("reference", ["Organization/a_b", "Organization/" + "x" * 65, "Organization/a%20b",
+                                       "Organization/a:b/_history/1"])
+def test_a_reference_whose_id_no_resource_can_have_is_refused(client, reference):
+    """A relative reference whose id breaks FHIR's id rules can name nothing here: refused as missing (it was
+    passed over as another server's reference and stored)."""
+    code = unique("malformed")
+    body = observation("Patient/no-such-patient", code={"text": code})
+    body["subject"] = {"reference": reference}
+    assert_outcome(post(client, body), 400, code="not-found", expression="Observation.subject.reference")
+    assert count(client, f"Observation?code:text={code}") == 0
+
+
 def test_a_transaction_may_refer_to_what_it_creates_but_not_to_what_it_lacks(client):
     family = unique("Tx")
     existing = post(client, patient()).get_json()
