@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {  # name -> arguments; "{shared}" becomes th
     "load": ["load.py"],
     "stratify": ["stratify.py"],
     "case_status": ["case_status.py"],
+    "holdings": ["holdings.py"],
     "notifications": ["notifications.py"],
 }
 
