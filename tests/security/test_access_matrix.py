@@ -60,6 +60,8 @@ def test_read_and_search(audited, kind: str, person: str) -> None:
         everything_included if ok else set())
     chained = audited(kind, "GET", "CarePlan", params={"subject:Patient.identifier": f"{NHS}|{NHS_NUMBERS[person]}"})
     assert ids(chained) == ({plan} if ok else set())
+    untyped = audited(kind, "GET", "CarePlan", params={"subject.identifier": f"{NHS}|{NHS_NUMBERS[person]}"})
+    assert ids(untyped) == ({plan} if ok else set())  # a chain to several types: those it cannot read left out
     has = audited(kind, "GET", "Patient", params={"_has:CarePlan:subject:identifier": f"{LOCAL}|plan-{person}"})
     assert ids(has) == expected
     # counts

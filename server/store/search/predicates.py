@@ -415,11 +415,15 @@ def chain_predicate(criterion: Criterion, row: FromClause, ctx: SearchContext) -
     branches = []
     for inner in criterion.chain:
         target_type = inner.resource_types[0]
+        if ctx.reach is not None and not ctx.reach.reads_any(target_type):
+            continue  # nothing of it exists for the caller: a branch would cost its planning and find nothing
         target = resources.alias()
         reached = ctx.reached(target, (target_type,))
         branches.append(select(target.c.id, target.c.type).where(
             target.c.type == target_type, target.c.deleted.is_(False), build(inner, target, ctx),
             *([] if reached is None else [reached])))
+    if not branches:
+        return false()
     targets = branches[0] if len(branches) == 1 else union_all(*branches)
     referring = select(ref.pk).where(sp_match(idx_reference, keys), tuple_(ref.tid, ref.ttype).in_(targets))
     return pk_in(row, ctx, referring)

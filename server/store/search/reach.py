@@ -162,6 +162,21 @@ class Reach:
         return (self.policy.whole_record and not self.honour_objection
                 and self.caller.scopes.allows("r", "*") and not self.constrained_types())
 
+    def reads_any(self, resource_type: str) -> bool:
+        """Whether this caller may read anything of a type at all: its scopes grant read or search on it and its
+        policy reaches some of it (the type's records of held people, a shared type, what its organisation owns).
+        A chain's branch to a type it cannot read finds nothing; left out, it is not planned either."""
+        if resource_type not in self.candidate_types((resource_type,)):
+            return False
+        if not any(self.caller.scopes.allows(letter, resource_type) for letter in READ_LETTERS):
+            return False
+        policy = self.policy
+        if policy.whole_record or resource_type in OWNED_TYPES:
+            return True
+        if resource_type in self.builder.compartment:
+            return bool(policy.patients) and policy.reads_record_type(resource_type)
+        return policy.reads_shared(resource_type)
+
     def constrained_types(self) -> list[str]:
         return sorted({s.type for s in self.caller.scopes.scopes if s.constraints})
 
