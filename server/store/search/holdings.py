@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -50,7 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ...fhir.outcome import FhirError, Issue
 from ...fhir.searchparams import COLUMN_PARAMS
-from ...security.policy import AccessPolicy, Passing, organization_token
+from ...security.policy import AccessPolicy, Passing, Relationship, organization_token
 from ..among import among
 from ..db import Database, advisory_locks, is_postgres, transaction
 from ..maintenance import analyze_table
@@ -84,9 +85,14 @@ def holder_key(policy: AccessPolicy, organization: str | None) -> str:
 
 def basis_of(policy: AccessPolicy) -> str:
     """A digest of the relationships a holder's rows are evaluated by: rows made by others (the policy was
-    edited) are made whole again."""
-    relationships = policy.patients if isinstance(policy.patients, str) else \
-        [[relationship.search, relationship.patient] for relationship in policy.patients]
+    edited) are made whole again. Asked at every request of a caller with a holder: digested once per policy."""
+    return relationships_digest(policy.patients)
+
+
+@lru_cache(maxsize=64)
+def relationships_digest(patients: str | tuple[Relationship, ...]) -> str:
+    relationships = patients if isinstance(patients, str) else \
+        [[relationship.search, relationship.patient] for relationship in patients]
     return hashlib.sha256(json.dumps(relationships).encode()).hexdigest()[:16]
 
 
